@@ -1,0 +1,3 @@
+from adcalc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""Forward and reverse sweeps over the graph, generic in what a value is.
+
+`vjp_sweep` and `jvp_sweep` apply the rules of the primitive table to values given
+by `val(node)`.  When the values are numpy arrays the sweeps compute numbers (the
+reverse engine's tape, the forward engine's dual numbers); when `val` is the
+identity on nodes they build derivative graphs, which can be differentiated again
+(double backprop, forward-over-forward).  Tangents and cotangents may carry leading
+batch axes: one sweep then pushes many directions.  None stands for a zero.
+"""
+import numpy as np
+
+from adcalc import ops as o
+from adcalc.primitives import MINUS, ONE, PRIMS
+
+
+def active(graph, outputs, wrt):
+    """Ids (descending) of nodes that lie between the `wrt` variables and `outputs`."""
+    top = max(n.id for n in outputs)
+    nodes = graph.nodes
+    reach = bytearray(top + 1)
+    for v in wrt:
+        if v.id <= top:
+            reach[v.id] = 1
+    for i in range(top + 1):
+        if not reach[i] and nodes[i].depends:
+            reach[i] = any(reach[a.id] for a in nodes[i].args)
+    mark = bytearray(top + 1)
+    for n in outputs:
+        mark[n.id] = reach[n.id]
+    order = []
+    for i in range(top, -1, -1):
+        if mark[i]:
+            order.append(i)
+            for a in nodes[i].args:
+                if reach[a.id]:
+                    mark[a.id] = 1
+    return order, reach
+
+
+def vjp_sweep(graph, seeds, wrt, val):
+    """Cotangents of the `wrt` variables given `seeds` [(node, cotangent)]."""
+    order, reach = active(graph, [n for n, _ in seeds], wrt)
+    cts = {}
+    for n, s in seeds:
+        if reach[n.id]:
+            cts[n.id] = o.add_opt(cts.get(n.id), s)
+    wrt_ids = {v.id for v in wrt}
+    result = {}
+    nodes = graph.nodes
+    for i in order:
+        ct = cts.pop(i, None)
+        if ct is None:
+            continue
+        node = nodes[i]
+        if i in wrt_ids:
+            result[i] = ct
+            continue
+        if node.op == "var":
+            continue
+        for a, c in zip(node.args, vjp_rule(node, val, ct, [reach[a.id] for a in node.args])):
+            if c is not None and reach[a.id]:
+                cts[a.id] = o.add_opt(cts.get(a.id), c)
+    return [result.get(v.id) for v in wrt]
+
+
+def vjp_rule(node, val, ct, need):
+    prim = PRIMS[node.op]
+    kind = prim.kind
+    if kind == "zero":
+        return [None] * len(node.args)
+    if kind == "linear":
+        return prim.transpose(ct, node)
+    args = [val(a) for a in node.args]
+    if kind == "custom":
+        return prim.vjp(node, args, val(node), ct)
+    ans = val(node)
+    out = []
+    for a, f, nd in zip(node.args, prim.partials, need):
+        if not nd:
+            out.append(None)
+            continue
+        d = f(*args, ans)
+        c = ct if d is ONE else o.neg(ct) if d is MINUS else o.mul(ct, d)
+        if a.shape != node.shape:
+            c = o.sum_to(c, a.shape, node.shape)
+        out.append(c)
+    return out
+
+
+def jvp_sweep(graph, outputs, tangents, val):
+    """Tangents of `outputs` given {variable id: tangent}; returns a list (None = 0)."""
+    order, reach = active(graph, outputs, [graph.nodes[i] for i in tangents])
+    tans = dict(tangents)
+    nodes = graph.nodes
+    for i in reversed(order):
+        node = nodes[i]
+        if node.op in ("var", "const") or i in tans:
+            continue
+        targs = [tans.get(a.id) for a in node.args]
+        if all(t is None for t in targs):
+            continue
+        tans[i] = jvp_rule(node, val, targs)
+    return [tans.get(n.id) for n in outputs]
+
+
+def jvp_rule(node, val, tans):
+    prim = PRIMS[node.op]
+    kind = prim.kind
+    if kind == "zero":
+        return None
+    if kind == "linear":
+        if len(tans) > 1:
+            tans = _fill_zeros(node, tans)
+        return o.bind(node.op, *tans, **node.p)
+    args = [val(a) for a in node.args]
+    if kind == "custom":
+        return prim.jvp(node, args, val(node), tans)
+    ans = val(node)
+    rank = len(node.shape)
+    total, nominal = None, None
+    for a, f, t in zip(node.args, prim.partials, tans):
+        if t is None:
+            continue
+        d = f(*args, ans)
+        t = o.expand(t, a.shape, rank)
+        term = t if d is ONE else o.neg(t) if d is MINUS else o.mul(t, d)
+        shp = (1,) * (rank - len(a.shape)) + a.shape
+        if d is not ONE and d is not MINUS:
+            shp = tuple(np.broadcast_shapes(shp, np.shape(d) if not o.is_node(d) else d.shape))
+        nominal = shp if nominal is None else tuple(np.broadcast_shapes(nominal, shp))
+        total = o.add_opt(total, term)
+    if nominal != node.shape:
+        total = o.broadcast(total, node.shape, nominal)
+    return total
+
+
+def _fill_zeros(node, tans):
+    ref = next(t for t in tans if t is not None)
+    if o.is_node(ref):
+        g = ref.graph
+        return [g.const(np.zeros(a.shape)) if t is None else t for a, t in zip(node.args, tans)]
+    a0 = next(a for a, t in zip(node.args, tans) if t is not None)
+    lead = np.shape(ref)[:np.ndim(ref) - len(a0.shape)]
+    return [np.zeros(lead + a.shape) if t is None else t for a, t in zip(node.args, tans)]

@@ -1,0 +1,137 @@
+"""The command-line interface (see cli-contract.md): thin commands over Problem + engines.
+
+`main()` owns the exit codes: AdcalcError -> `error: ...` on stderr (and a JSON error
+object with --json) and exit 2; no traceback unless --debug.
+"""
+import sys
+
+import click
+
+from adcalc.errors import AdcalcError, EngineUnavailable, InputError
+
+DERIVATIVES = {
+    "grad": "Gradient of a scalar expression: df/dx, one entry per input.",
+    "jacobian": "Jacobian of a vector-valued expression: m x n.",
+    "hessian": "Hessian of a scalar expression: n x n.",
+    "hvp": "Hessian-vector product H(x) v, without forming the Hessian.",
+    "jvp": "Jacobian-vector product J(x) v (R-op).",
+    "vjp": "Vector-Jacobian product u^T J(x) (L-op).",
+}
+EXACT_ORDER = ("symbolic", "forward", "reverse", "gpu", "numeric")
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="adcalc", prog_name="adcalc")
+def cli():
+    """adcalc: derivatives you can trust, from five engines over one expression graph.
+
+    \b
+    Example:
+      adcalc grad "log(x1)+x1*x2-sin(x2)" --at 2,5
+      adcalc hessian "sum(x**2)" --at 'x=[1,2]' --json
+    """
+
+
+def common(f):
+    for opt in reversed([
+        click.argument("expr", nargs=-1, required=True),
+        click.option("--at", "at", metavar="POINT", help="Point: 2,5 or x1=2,x2=5 or 'x=[1,2],W=[[1,0],[0,1]]'."),
+        click.option("--vars", "vars_", metavar="A,B,...", help="Variable order (default: natural order of names)."),
+        click.option("--engine", "-e", default="reverse", show_default=True, metavar="NAME",
+                     help="reverse, forward, symbolic, numeric, gpu, or all."),
+        click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object."),
+        click.option("--digits", type=click.IntRange(1, 17), metavar="N", help="Significant digits shown."),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _make(command):
+    needs_vector = command in ("hvp", "jvp", "vjp")
+
+    @common
+    @click.option("--vector", "-v", metavar="V", required=False,
+                  help=("v for hvp/jvp (over the inputs), u for vjp (over the outputs)."
+                        if needs_vector else "Not used by this command."), hidden=not needs_vector)
+    @click.option("--method", metavar="M", help="Numeric engine: central, richardson or complex-step.")
+    def cmd(expr, at, vars_, engine, as_json, digits, debug, vector, method):
+        from adcalc.commands import run_derivative
+        run_derivative(command, expr, at, vars_, engine, as_json, digits, vector, method)
+
+    cmd.__doc__ = DERIVATIVES[command]
+    return cli.command(command, context_settings=CONTEXT)(cmd)
+
+
+for _c in DERIVATIVES:
+    _make(_c)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def engines(as_json, debug):
+    """List the engines and whether each can run here."""
+    from adcalc.commands import run_engines
+    run_engines(as_json)
+
+
+def _argv_has(flag, argv):
+    return any(a == flag for a in argv)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json, debug = _argv_has("--json", argv), _argv_has("--debug", argv)
+    try:
+        cli.main(args=argv, prog_name="adcalc", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        _fail("interrupted", "input", as_json)
+        return 130
+    except click.exceptions.ClickException as e:
+        if debug:
+            raise
+        msg = e.format_message()
+        if isinstance(e, click.exceptions.UsageError) and e.ctx is not None and "--help" not in msg:
+            msg = msg.rstrip(".") + f" (see 'adcalc {e.ctx.info_name} --help')" \
+                if e.ctx.info_name != "adcalc" else msg
+        _fail(msg, "input", as_json)
+        return 2
+    except AdcalcError as e:
+        if debug:
+            raise
+        _fail(str(e), e.kind, as_json, e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted", "input", as_json)
+        return 130
+    except (RecursionError, MemoryError) as e:
+        if debug:
+            raise
+        _fail(f"the input is too large or too deeply nested to process ({type(e).__name__})", "input", as_json)
+        return 2
+    except Exception as e:  # a bug: still one sentence, never a traceback without --debug
+        if debug:
+            raise
+        _fail(f"internal error ({type(e).__name__}: {e}); rerun with --debug and report it", "engine", as_json)
+        return 2
+
+
+def _fail(message, kind, as_json, exc=None):
+    from adcalc.render import dumps, error_line
+    error_line(message)
+    caret = exc.caret() if exc is not None and hasattr(exc, "caret") else ""
+    if caret:
+        sys.stderr.write(caret + "\n")
+    if as_json:
+        obj = {"error": message, "kind": kind}
+        if exc is not None:
+            obj.update({k: v for k, v in exc.extra.items() if v is not None})
+        sys.stdout.write(dumps(obj) + "\n")
+
+
+__all__ = ["main", "cli", "EngineUnavailable", "InputError"]

@@ -1,0 +1,199 @@
+"""The expression graph: a hash-consed DAG of `Node`s, numbered in topological order.
+
+`Graph.apply` is the only way to make an operation node.  It converts plain numbers
+to constant nodes, folds constants, applies a few algebraic identities (x*1, x+0,
+--x, ...), infers the output shape from the primitive's shape rule and returns an
+existing node when an identical one was made before (common subexpressions are
+shared).  Because arguments always exist before the node that uses them, node ids
+are a topological order: sweeps are plain loops, never recursion.
+"""
+import numpy as np
+
+from adcalc.errors import DomainError, InputError
+from adcalc.primitives import PRIMS
+
+
+class Node:
+    __slots__ = ("graph", "op", "args", "p", "shape", "id", "value", "label", "depends")
+
+    def __init__(self, graph, op, args, p, shape, value=None):
+        self.graph, self.op, self.args, self.p, self.shape = graph, op, args, p, shape
+        self.value, self.label = value, None
+        self.depends = op == "var" or any(a.depends for a in args)
+        self.id = len(graph.nodes)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"Node({self.id}, {self.op}, {self.shape})"
+
+    def __str__(self):
+        return to_text(self)
+
+
+def _key(v):
+    if isinstance(v, slice):
+        return ("slice", v.start, v.stop, v.step)
+    if isinstance(v, (tuple, list)):
+        return tuple(_key(x) for x in v)
+    return v
+
+
+def broadcast_shapes(*shapes):
+    return tuple(np.broadcast_shapes(*shapes))
+
+
+class Graph:
+    """Builder and owner of nodes.  `strict` is on while user text is being folded."""
+
+    def __init__(self):
+        self.nodes = []
+        self._intern = {}
+        self.vars = {}
+        self.strict = False
+        self.cache = {}
+
+    def _add(self, key, make):
+        node = self._intern.get(key)
+        if node is None:
+            node = make()
+            self.nodes.append(node)
+            self._intern[key] = node
+        return node
+
+    def var(self, name, shape):
+        node = self._add(("var", name), lambda: Node(self, "var", (), {"name": name}, tuple(shape)))
+        self.vars[name] = node
+        return node
+
+    def const(self, value):
+        value = np.asarray(value, dtype=float)
+        key = ("const", value.shape, value.tobytes())
+        return self._add(key, lambda: Node(self, "const", (), {}, value.shape, value))
+
+    def lift(self, x):
+        return x if isinstance(x, Node) else self.const(x)
+
+    def apply(self, name, args, params):
+        prim = PRIMS[name]
+        args = tuple(self.lift(a) for a in args)
+        if prim.kind in ("linear", "custom") and "src" in params:
+            params = dict(params, src=args[0].shape)
+        shape = self._shape(prim, args, params)
+        simple = _simplify(self, name, args, params, shape)
+        if simple is not None:
+            return simple
+        if args and all(a.op == "const" for a in args):
+            return self._fold(prim, args, params, shape)
+        key = (name, tuple(a.id for a in args), _key(tuple(sorted(params.items()))))
+        return self._add(key, lambda: Node(self, name, args, params, shape))
+
+    def _shape(self, prim, args, params):
+        shapes = [a.shape for a in args]
+        try:
+            if prim.shape is None:
+                return broadcast_shapes(*shapes)
+            return tuple(prim.shape(shapes, **params))
+        except (ValueError, IndexError, TypeError) as e:
+            shown = ", ".join(str(list(s)) for s in shapes)
+            raise InputError(f"{prim.name} cannot take arguments of shapes {shown} ({e})") from None
+
+    def _fold(self, prim, args, params, shape):
+        vals = [a.value for a in args]
+        if prim.domain is not None and self.strict:
+            ok, msg = prim.domain
+            if not np.all(ok(*vals)):
+                raise DomainError(f"{msg} in the constant '{to_text(Node(self, prim.name, args, params, shape))}'")
+        with np.errstate(all="ignore"):
+            value = np.asarray(prim.impl(*vals, **params), dtype=float)
+        if self.strict and not np.all(np.isfinite(value)):
+            text = to_text(Node(self, prim.name, args, params, shape))
+            raise InputError(f"the constant '{text}' overflows or is not a finite number")
+        return self.const(np.broadcast_to(value, shape) if value.shape != shape else value)
+
+
+def _is_const(node, c):
+    return node.op == "const" and node.value.size and np.all(node.value == c)
+
+
+def _simplify(g, name, args, params, shape):
+    """Algebraic identities that keep derivative graphs small."""
+    if name in ("add", "sub", "mul", "div", "pow"):
+        x, y = args
+        if name == "add" and _is_const(x, 0) and y.shape == shape:
+            return y
+        if name in ("add", "sub") and _is_const(y, 0) and x.shape == shape:
+            return x
+        if name == "sub" and _is_const(x, 0) and y.shape == shape:
+            return g.apply("neg", (y,), {})
+        if name == "mul":
+            for a, b in ((x, y), (y, x)):
+                if _is_const(a, 1) and b.shape == shape:
+                    return b
+                if _is_const(a, -1) and b.shape == shape:
+                    return g.apply("neg", (b,), {})
+                if _is_const(a, 0):
+                    return g.const(np.zeros(shape))
+        if name in ("div", "pow") and _is_const(y, 1) and x.shape == shape:
+            return x
+        if name == "pow" and _is_const(y, 0):
+            return g.const(np.ones(shape))
+    elif name == "neg" and args[0].op == "neg":
+        return args[0].args[0]
+    elif name in ("sum_to", "broadcast", "reshape") and params["shape"] == args[0].shape:
+        return args[0]
+    elif name == "reshape" and args[0].op == "reshape":
+        return g.apply("reshape", args[0].args, dict(params, src=args[0].args[0].shape))
+    return None
+
+
+# ---- printing -----------------------------------------------------------------------
+def to_text(node, limit=200):
+    """Infix text of a node; the parser's own text when the node came from user input."""
+    out = _text(node, 12)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _fmt_const(v):
+    if v.ndim == 0:
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)
+    return np.array2string(v, separator=", ", threshold=6)
+
+
+def _text(node, depth):
+    if node.label is not None:
+        return node.label
+    if node.op == "var":
+        return node.p["name"]
+    if node.op == "const":
+        return _fmt_const(node.value)
+    if depth <= 0:
+        return "..."
+    prim = PRIMS[node.op]
+    parts = [_text(a, depth - 1) for a in node.args]
+    if prim.infix and len(parts) == 2:
+        return f"({parts[0]} {prim.infix} {parts[1]})"
+    if prim.infix and len(parts) == 1:
+        return f"-({parts[0]})"
+    if node.op == "getitem":
+        return f"{parts[0]}[{', '.join(_idx_text(i) for i in node.p['idx'])}]"
+    if node.op == "transpose":
+        return f"{parts[0]}.T"
+    if node.op == "stack":
+        return f"[{', '.join(parts)}]"
+    return f"{node.op}({', '.join(parts)})"
+
+
+def _idx_text(i):
+    if isinstance(i, slice):
+        s = "" if i.start is None else str(i.start)
+        s += ":" + ("" if i.stop is None else str(i.stop))
+        return s + ("" if i.step is None else f":{i.step}")
+    return str(i)

@@ -1,0 +1,343 @@
+"""Tokenizer and Pratt parser for the expression language; never eval/exec/sympify.
+
+`parse(text)` returns an `Expr`: a small syntax tree plus the variable names it
+uses.  `Expr.build(graph, shapes)` turns it into graph nodes through `ops` once the
+shapes of the variables are known (they come from the point).  Anything outside
+the whitelist below is a ParseError naming the token and its column.
+"""
+import math
+import re
+
+from adcalc import ops
+from adcalc.errors import InputError, ParseError
+from adcalc.primitives import PRIMS
+
+MAX_LENGTH = 1_000_000
+MAX_DEPTH = 200
+
+_TOKEN = re.compile(r"""
+    (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
+  | (?P<op>\*\*|[-+*/^@()\[\],.:])
+  | (?P<space>\s+)
+""", re.VERBOSE)
+
+CONSTANTS = {"pi": math.pi, "e": math.e}
+
+
+# ---- the function whitelist -------------------------------------------------------------
+def _log(x, base=None):
+    return ops.log(x) if base is None else ops.div(ops.log(x), ops.log(base))
+
+
+def _chooser(elementwise, reduce_name):
+    def f(*xs):
+        if len(xs) == 1:
+            return ops.bind(reduce_name, xs[0])
+        out = xs[0]
+        for x in xs[1:]:
+            out = elementwise(out, x)
+        return out
+    return f
+
+
+def _size(x):
+    return x.size
+
+
+FUNCTIONS = {  # name: (min args, max args, builder)
+    name: (p.nargs, p.nargs, (lambda n: lambda *a: ops.bind(n, *a))(name))
+    for name, p in PRIMS.items()
+    if p.kind in ("elementwise", "zero")
+    and name not in ("add", "sub", "mul", "div", "neg", "eq", "step", "maximum", "minimum")
+}
+FUNCTIONS.update({
+    "log": (1, 2, _log),
+    "max": (1, None, _chooser(ops.maximum, "max")),
+    "min": (1, None, _chooser(ops.minimum, "min")),
+    "sum": (1, 1, lambda x: ops.sum_to(x, (), x.shape)),
+    "mean": (1, 1, lambda x: ops.div(ops.sum_to(x, (), x.shape), float(_size(x)))),
+    "prod": (1, 1, lambda x: ops.bind("prod", x)),
+    "logsumexp": (1, 1, lambda x: ops.bind("logsumexp", x)),
+    "norm": (1, 1, lambda x: ops.sqrt(ops.sum_to(ops.mul(x, x), (), x.shape))),
+    "dot": (2, 2, ops.matmul),
+})
+
+
+class Ast:
+    __slots__ = ("kind", "val", "kids", "start", "end")
+
+    def __init__(self, kind, val, kids, start, end):
+        self.kind, self.val, self.kids, self.start, self.end = kind, val, kids, start, end
+
+
+class Token:
+    __slots__ = ("kind", "text", "col")
+
+    def __init__(self, kind, text, col):
+        self.kind, self.text, self.col = kind, text, col
+
+
+def tokenize(text):
+    if len(text) > MAX_LENGTH:
+        raise InputError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    out, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            ch = text[pos]
+            raise ParseError(f"unexpected character {ch!r} at column {pos + 1}", text, pos, ch)
+        if m.lastgroup != "space":
+            out.append(Token(m.lastgroup, m.group(), pos))
+        pos = m.end()
+    out.append(Token("end", "", len(text)))
+    return out
+
+
+class Expr:
+    """A parsed expression: syntax tree, source text and the variable names it uses."""
+
+    def __init__(self, text, ast, names):
+        self.text, self.ast, self.names = text, ast, names
+
+    def build(self, graph, shapes):
+        return _build(self, graph, shapes)
+
+
+def parse(text):
+    p = _Parser(text)
+    if p.peek().kind == "end":
+        raise ParseError("the expression is empty", text, 0, "")
+    ast = p.expression(0)
+    tok = p.peek()
+    if tok.kind != "end":
+        raise ParseError(f"unexpected {tok.text!r} at column {tok.col + 1}", text, tok.col, tok.text)
+    return Expr(text, ast, p.names)
+
+
+_BINARY = {"+": (10, 11), "-": (10, 11), "*": (20, 21), "/": (20, 21), "@": (20, 21),
+           "**": (40, 39), "^": (40, 39)}
+_PREFIX_BP = 30
+_POSTFIX_BP = 50
+
+
+class _Parser:
+    def __init__(self, text):
+        self.text, self.toks, self.i, self.depth, self.names = text, tokenize(text), 0, 0, []
+
+    def peek(self):
+        return self.toks[self.i]
+
+    def next(self):
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def fail(self, tok, what=None):
+        shown = "end of the expression" if tok.kind == "end" else repr(tok.text)
+        msg = what or f"unexpected {shown}"
+        raise ParseError(f"{msg} at column {tok.col + 1}", self.text, tok.col, tok.text)
+
+    def expect(self, text):
+        tok = self.next()
+        if tok.text != text or tok.kind != "op":
+            self.fail(tok, f"expected {text!r} but found "
+                           + ("the end of the expression" if tok.kind == "end" else repr(tok.text)))
+        return tok
+
+    def expression(self, min_bp):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise InputError(f"the expression nests deeper than {MAX_DEPTH} levels")
+        left = self.prefix()
+        while True:
+            tok = self.peek()
+            if tok.kind != "op":
+                if tok.kind != "end":
+                    self.fail(tok, f"unexpected {tok.text!r} (missing operator?)")
+                break
+            if tok.text in ("(", "[", ".") and _POSTFIX_BP >= min_bp:
+                left = self.postfix(left)
+                continue
+            bp = _BINARY.get(tok.text)
+            if bp is None or bp[0] < min_bp:
+                break
+            self.next()
+            right = self.expression(bp[1])
+            op = "**" if tok.text == "^" else tok.text
+            left = Ast("bin", op, [left, right], left.start, right.end)
+        self.depth -= 1
+        return left
+
+    def prefix(self):
+        tok = self.next()
+        if tok.kind == "num":
+            return Ast("num", float(tok.text), [], tok.col, tok.col + len(tok.text))
+        if tok.kind == "name":
+            end = tok.col + len(tok.text)
+            if self.peek().text == "(":
+                return self.call(tok)
+            if tok.text in FUNCTIONS:
+                self.fail(tok, f"{tok.text!r} is a function; call it as {tok.text}(...)")
+            if tok.text in CONSTANTS:
+                return Ast("num", CONSTANTS[tok.text], [], tok.col, end)
+            if tok.text not in self.names:
+                self.names.append(tok.text)
+            return Ast("var", tok.text, [], tok.col, end)
+        if tok.text in ("-", "+"):
+            operand = self.expression(_PREFIX_BP)
+            if tok.text == "+":
+                return operand
+            return Ast("neg", None, [operand], tok.col, operand.end)
+        if tok.text == "(":
+            inner = self.expression(0)
+            close = self.expect(")")
+            return Ast(inner.kind, inner.val, inner.kids, tok.col, close.col + 1) \
+                if inner.kind != "var" else inner
+        if tok.text == "[":
+            items = self.items("]")
+            if not items:
+                self.fail(tok, "an empty list")
+            return Ast("list", None, items, tok.col, self.toks[self.i - 1].col + 1)
+        self.fail(tok)
+
+    def items(self, close):
+        items = []
+        if self.peek().text == close:
+            self.next()
+            return items
+        while True:
+            items.append(self.expression(0))
+            tok = self.next()
+            if tok.text == close:
+                return items
+            if tok.text != ",":
+                self.fail(tok, f"expected ',' or {close!r} but found "
+                               + ("the end of the expression" if tok.kind == "end" else repr(tok.text)))
+
+    def call(self, name_tok):
+        name = name_tok.text
+        if name not in FUNCTIONS:
+            self.fail(name_tok, f"unknown function {name!r}")
+        self.next()
+        args = self.items(")")
+        lo, hi, _ = FUNCTIONS[name]
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            want = str(lo) if lo == hi else (f"{lo} or more" if hi is None else f"{lo} to {hi}")
+            self.fail(name_tok, f"{name} takes {want} argument{'s' if want != '1' else ''}, not {len(args)}")
+        return Ast("call", name, args, name_tok.col, self.toks[self.i - 1].col + 1)
+
+    def postfix(self, left):
+        tok = self.next()
+        if tok.text == ".":
+            attr = self.next()
+            if attr.text != "T":
+                self.fail(attr, "only '.T' may follow a '.'")
+            return Ast("T", None, [left], left.start, attr.col + 1)
+        if tok.text == "(":
+            self.fail(tok, "only functions can be called")
+        idx = []
+        while True:
+            idx.append(self.index_item())
+            nxt = self.next()
+            if nxt.text == "]":
+                break
+            if nxt.text != ",":
+                self.fail(nxt, "expected ',' or ']' in an index")
+        return Ast("index", tuple(idx), [left], left.start, nxt.col + 1)
+
+    def index_item(self):
+        parts, cur = [], None
+        while True:
+            tok = self.peek()
+            if tok.text == ":":
+                self.next()
+                parts.append(cur)
+                cur = None
+                if len(parts) > 2:
+                    self.fail(tok, "too many ':' in a slice")
+                continue
+            if tok.text in (",", "]"):
+                break
+            cur = self.integer()
+        if not parts:
+            if cur is None:
+                self.fail(self.peek(), "an empty index")
+            return cur
+        return slice(*(parts + [cur]))
+
+    def integer(self):
+        tok = self.next()
+        sign = 1
+        if tok.text in ("-", "+"):
+            sign = -1 if tok.text == "-" else 1
+            tok = self.next()
+        if tok.kind != "num" or not tok.text.isdigit():
+            self.fail(tok, "an index must be an integer literal")
+        return sign * int(tok.text)
+
+
+# ---- building the graph -----------------------------------------------------------------
+def _build(expr, graph, shapes):
+    """Post-order walk with an explicit stack (flat sums of 10^4 terms are deep trees)."""
+    text = expr.text
+    graph.strict = True
+    try:
+        stack, done = [(expr.ast, False)], []
+        while stack:
+            ast, ready = stack.pop()
+            if not ready:
+                stack.append((ast, True))
+                stack.extend((k, False) for k in reversed(ast.kids))
+                continue
+            kids = [done.pop() for _ in ast.kids][::-1]
+            node = _make(graph, ast, kids, shapes, text)
+            if ops.is_node(node) and node.label is None and node.op not in ("var", "const"):
+                node.label = text[ast.start:ast.end]
+            done.append(node)
+        return graph.lift(done[0])
+    finally:
+        graph.strict = False
+
+
+def _make(graph, ast, kids, shapes, text):
+    k = ast.kind
+    if k == "num":
+        return graph.const(ast.val)
+    if k == "var":
+        return graph.var(ast.val, shapes[ast.val])
+    where = text[ast.start:ast.end]
+    try:
+        if k == "bin":
+            f = {"+": ops.add, "-": ops.sub, "*": ops.mul, "/": ops.div, "**": ops.pow,
+                 "@": ops.matmul}[ast.val]
+            return f(*kids)
+        if k == "neg":
+            return ops.neg(kids[0])
+        if k == "call":
+            return FUNCTIONS[ast.val][2](*[graph.lift(x) for x in kids])
+        if k == "T":
+            return ops.transpose(kids[0], kids[0].shape)
+        if k == "list":
+            return ops.stack([graph.lift(x) for x in kids])
+        if k == "index":
+            x = kids[0]
+            _check_index(ast.val, x.shape, where)
+            return ops.getitem(x, ast.val, x.shape)
+    except ValueError as e:
+        raise InputError(f"{e} in '{where}'") from None
+    except InputError as e:
+        if "' in '" in str(e) or "constant" in str(e):
+            raise
+        raise InputError(f"{e} in '{where}'") from None
+    raise AssertionError(k)
+
+
+def _check_index(idx, shape, where):
+    if len(idx) > len(shape):
+        raise InputError(f"'{where}' indexes {len(idx)} axes of a value of shape {list(shape)}")
+    for axis, (i, n) in enumerate(zip(idx, shape)):
+        if isinstance(i, int) and not -n <= i < n:
+            raise InputError(f"index {i} is out of range for axis {axis} of length {n} in '{where}'")
+        if isinstance(i, slice) and (i.step == 0 or len(range(n)[i]) == 0):
+            raise InputError(f"the slice in '{where}' selects nothing")

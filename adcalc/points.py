@@ -1,0 +1,134 @@
+"""Variable order, `--at`/`--vector` parsing and flat component names."""
+import re
+
+import numpy as np
+
+from adcalc.errors import AdcalcError, InputError
+
+_NAME_EQ = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*(?:\[[-0-9, ]*\])?)\s*=(.*)", re.S)
+
+
+def natural_key(name):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def order_variables(names, vars_option=None):
+    """Natural order (x2 before x10) unless --vars gives it; --vars may add variables."""
+    if not vars_option:
+        return sorted(names, key=natural_key)
+    given = [v.strip() for v in vars_option.split(",") if v.strip()]
+    bad = [v for v in given if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", v)]
+    if bad:
+        raise InputError(f"--vars: {bad[0]!r} is not a variable name")
+    if len(set(given)) != len(given):
+        raise InputError("--vars names a variable twice")
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise InputError(f"--vars does not name the variable {missing[0]!r} used in the expression")
+    return given
+
+
+def split_top(text):
+    """Split at commas that are not inside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_value(text, what):
+    """A number or nested list, written in the expression language (so `pi/2` works)."""
+    from adcalc.graph import Graph
+    from adcalc.parse import parse
+    if not text.strip():
+        raise InputError(f"{what}: a value is missing")
+    try:
+        expr = parse(text)
+        if expr.names:
+            raise InputError(f"{what}: {text.strip()!r} is not a number (it names {expr.names[0]!r})")
+        node = expr.build(Graph(), {})
+    except AdcalcError as e:
+        raise InputError(f"{what}: cannot read the value {text.strip()!r}: {e}") from None
+    return np.array(node.value, dtype=float)
+
+
+def component_names(name, shape):
+    if not shape:
+        return [name]
+    return [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*shape)]
+
+
+def parse_point(text, variables, what="--at"):
+    """Values for `variables`: positionally in order, or by name; returns {name: array}."""
+    items = split_top(text)
+    if any(not p.strip() for p in items):
+        raise InputError(f"{what}: empty value in {text!r}")
+    named = [_NAME_EQ.fullmatch(p) for p in items]
+    if all(named):
+        out = {}
+        for m in named:
+            name = m.group(1)
+            if name not in variables:
+                raise InputError(f"{what}: {name!r} is not a variable of the expression "
+                                 f"(variables: {', '.join(variables) or 'none'})")
+            if name in out:
+                raise InputError(f"{what}: {name!r} is given twice")
+            out[name] = parse_value(m.group(2), f"{what} {name}")
+        missing = [v for v in variables if v not in out]
+        if missing:
+            raise InputError(f"{what}: no value for {missing[0]!r}")
+        return {v: out[v] for v in variables}
+    if any(named):
+        raise InputError(f"{what}: give every value by name or none")
+    if len(items) != len(variables):
+        raise InputError(f"{what}: expected {len(variables)} value{'s' if len(variables) != 1 else ''} "
+                         f"({', '.join(variables) or 'no variables'}) but got {len(items)}")
+    return {v: parse_value(p, f"{what} {v}") for v, p in zip(variables, items)}
+
+
+def parse_flat(text, names, shape_hint, what="--vector"):
+    """A vector over flat components `names`: positional numbers, per-variable arrays
+    (`shape_hint` = [(variable, shape)]) or by name (variable or component name)."""
+    items = split_top(text)
+    n = len(names)
+    if all(_NAME_EQ.fullmatch(p) for p in items):
+        out = np.full(n, np.nan)
+        blocks, pos = {}, 0
+        for var, shape in shape_hint:
+            size = int(np.prod(shape)) if shape else 1
+            blocks[var] = (pos, shape, size)
+            pos += size
+        for p in items:
+            m = _NAME_EQ.fullmatch(p)
+            key = m.group(1).replace(" ", "")
+            val = parse_value(m.group(2), f"{what} {key}")
+            if key in blocks:
+                start, shape, size = blocks[key]
+                if val.shape != tuple(shape) and val.size != size:
+                    raise InputError(f"{what}: {key} needs shape {list(shape)}, not {list(val.shape)}")
+                out[start:start + size] = np.broadcast_to(val, shape).ravel() if val.size == 1 else val.ravel()
+            elif key in names:
+                if val.shape:
+                    raise InputError(f"{what}: {key} is one component; give one number")
+                out[names.index(key)] = val
+            else:
+                raise InputError(f"{what}: {key!r} is not an input (inputs: {', '.join(names[:8])}"
+                                 f"{', ...' if n > 8 else ''})")
+        if np.isnan(out).any():
+            raise InputError(f"{what}: no value for {names[int(np.flatnonzero(np.isnan(out))[0])]!r}")
+        return out
+    vals = [parse_value(p, what) for p in items]
+    if shape_hint and len(vals) == len(shape_hint) and all(
+            v.shape == tuple(s) for v, (_, s) in zip(vals, shape_hint)):
+        return np.concatenate([v.ravel() for v in vals]) if vals else np.zeros(0)
+    flat = np.concatenate([v.ravel() for v in vals])
+    if flat.size != n:
+        raise InputError(f"{what}: expected {n} number{'s' if n != 1 else ''} but got {flat.size}")
+    return flat
