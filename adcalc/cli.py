@@ -77,6 +77,24 @@ def engines(as_json, debug):
     run_engines(as_json)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("expr", nargs=-1, required=True)
+@click.option("--wrt", metavar="A,B", help="Differentiate only with respect to these variables.")
+@click.option("--at", "at", metavar="POINT", help="Gives array variables their shapes (and evaluates the formulas there).")
+@click.option("--vars", "vars_", metavar="A,B,...", help="Variable order.")
+@click.option("--hessian", is_flag=True, help="Second derivatives instead of the gradient.")
+@click.option("--simplify", is_flag=True, help="Simplify the formulas with SymPy.")
+@click.option("--cse", is_flag=True, help="Show common subexpressions pulled out.")
+@click.option("--latex", is_flag=True, help="Print LaTeX.")
+@click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def diff(expr, wrt, at, vars_, hessian, simplify, cse, latex, as_json, debug):
+    """Symbolic derivative formulas (SymPy), e.g. diff "log(x1)+x1*x2-sin(x2)"."""
+    from adcalc.diff import run_diff
+    run_diff(list(expr), wrt=wrt, at=at, vars_=vars_, hessian=hessian, simplify=simplify,
+             cse=cse, latex=latex, as_json=as_json)
+
+
 def _argv_has(flag, argv):
     return any(a == flag for a in argv)
 
