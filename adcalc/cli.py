@@ -95,6 +95,33 @@ def diff(expr, wrt, at, vars_, hessian, simplify, cse, latex, as_json, debug):
              cse=cse, latex=latex, as_json=as_json)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("expr", nargs=-1)
+@click.option("--at", "at", metavar="POINT", help="The point (also the scale for --random).")
+@click.option("--vars", "vars_", metavar="A,B,...", help="Variable order.")
+@click.option("--quantities", "-q", metavar="Q,...", help="Any of grad,jacobian,hessian,hvp,jvp,vjp.")
+@click.option("--engines", metavar="E,...", help="Engines to run (default: all).")
+@click.option("--rtol", type=float, default=1e-8, show_default=True, help="Relative tolerance for exact engines.")
+@click.option("--atol", type=float, default=1e-12, show_default=True, help="Absolute tolerance for exact engines.")
+@click.option("--random", "random_n", type=click.IntRange(1, 10**6), metavar="N", help="Check N random points in the domain.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random and the directions.")
+@click.option("--box", metavar="LO,HI", help="Draw --random points uniformly in this box.")
+@click.option("--expect-grad", metavar="F1, F2, ...", help="Your gradient formulas, one per input.")
+@click.option("--expect-hessian", metavar="ROW; ROW", help="Your Hessian formulas, rows separated by ';'.")
+@click.option("--save-failures", metavar="FILE", help="Write a replayable counterexample on failure.")
+@click.option("--replay", metavar="FILE", help="Run a saved counterexample again.")
+@click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
+@click.option("--digits", type=click.IntRange(1, 17), metavar="N", help="Significant digits shown.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def verify(expr, at, vars_, quantities, engines, rtol, atol, random_n, seed, box, expect_grad,
+           expect_hessian, save_failures, replay, as_json, digits, debug):
+    """Cross-verify every engine on every quantity; exit 1 on a disagreement."""
+    from adcalc.commands import run_verify
+    code = run_verify(list(expr), at, vars_, quantities, rtol, atol, engines, random_n, seed, box,
+                      expect_grad, expect_hessian, save_failures, replay, as_json, digits)
+    raise click.exceptions.Exit(code)
+
+
 def _argv_has(flag, argv):
     return any(a == flag for a in argv)
 
@@ -103,8 +130,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json, debug = _argv_has("--json", argv), _argv_has("--debug", argv)
     try:
-        cli.main(args=argv, prog_name="adcalc", standalone_mode=False)
-        return 0
+        rv = cli.main(args=argv, prog_name="adcalc", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:

@@ -1,11 +1,12 @@
 """What the CLI commands do, kept apart from click: Problem -> engine(s) -> output."""
+import math
 import sys
 
 import numpy as np
 
 from adcalc.engines import ENGINES, availability, get_engine
 from adcalc.engines.base import compute
-from adcalc.errors import AdcalcError, EngineUnavailable, InputError
+from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
 from adcalc.points import component_names, parse_flat
 from adcalc.problem import Problem
 from adcalc.render import dumps, fmt, table, to_json_value
@@ -173,3 +174,170 @@ def run_engines(as_json):
         return
     table("engines", ["engine", "status", "reason"],
           [[n, "available" if r is None else "unavailable", r or ""] for n, r in rows])
+
+
+# ---- verify ------------------------------------------------------------------------------
+def run_verify(exprs, at, vars_, quantities, rtol, atol, engines, random_n, seed, box,
+               expect_grad, expect_hessian, save_failures, replay, as_json, digits):
+    import json
+
+    from adcalc import verify as V
+    points = None
+    if replay:
+        try:
+            with open(replay) as fh:
+                saved = json.load(fh)
+            exprs, vars_ = saved["expression"], saved.get("vars")
+            quantities = quantities or ",".join(saved.get("quantities", [])) or None
+            seed = saved.get("seed", seed)
+            points = [{k: np.asarray(v, float) for k, v in p.items()} for p in saved["points"]]
+        except FileNotFoundError:
+            raise InputError(f"--replay: no such file {replay!r}") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"--replay: {replay!r} is not a file written by --save-failures ({e})") from None
+    if not exprs:
+        raise InputError("verify needs an expression (or --replay FILE)")
+    exprs = [exprs] if isinstance(exprs, str) else list(exprs)
+    prob = Problem(exprs, at=None if points else at, vars=vars_, point=points[0] if points else None)
+    qs = [q.strip() for q in quantities.split(",")] if quantities else V.default_quantities(prob)
+    for q in qs:
+        if q not in ("grad", "jacobian", "hessian", "hvp", "jvp", "vjp"):
+            raise InputError(f"--quantities: unknown quantity {q!r} (grad, jacobian, hessian, hvp, jvp, vjp)")
+        if q in ("grad", "hessian", "hvp") and prob.m != 1:
+            raise InputError(f"--quantities: {q} needs a scalar expression; this one has {prob.m} outputs")
+    names = [e.strip() for e in engines.split(",")] if engines else None
+    for n in names or []:
+        if n not in ENGINES:
+            raise InputError(f"--engines: unknown engine {n!r}; choose from {', '.join(ENGINES)}")
+    xs = [prob.x0()] if points is None else [np.concatenate([p[v].ravel() for v in prob.variables]) for p in points]
+    warnings = []
+    if random_n:
+        lohi = None
+        if box:
+            try:
+                lohi = [float(t) for t in box.split(",")]
+                assert len(lohi) == 2 and lohi[0] < lohi[1]
+            except (ValueError, AssertionError):
+                raise InputError("--box takes LO,HI with LO < HI") from None
+        xs = []
+        for x, why in V.random_points(prob, random_n, seed, lohi):
+            if x is None:
+                warnings.append(why)
+            else:
+                xs.append(x)
+        if not xs:
+            raise InputError("--random: no point inside the expression's domain was found; give --at or --box")
+    reports = []
+    for x in _progress(xs, "verifying"):
+        try:
+            rep = V.verify(prob, qs, names, rtol=rtol, atol=atol, x=x, seed=seed)
+        except DomainError as e:
+            if len(xs) == 1:
+                raise
+            warnings.append(str(e))
+            continue
+        if expect_grad:
+            rep.claims.append(V.check_claims(prob, rep, expect_grad, "grad", x))
+        if expect_hessian:
+            rep.claims.append(V.check_claims(prob, rep, expect_hessian, "hessian", x))
+        reports.append(rep)
+    if not reports:
+        raise DomainError("every point was outside the expression's domain")
+    report = V.merge(reports) if len(reports) > 1 else reports[0]
+    if len(reports) == 1:
+        for c in report.checks:
+            c.point = None
+    report.warnings = warnings + [f"{len(xs) - len(reports)} of {len(xs)} points were skipped"] * (len(reports) < len(xs))
+    if save_failures and not report.ok:
+        failing = [r for r in reports if not r.ok]
+        with open(save_failures, "w") as fh:
+            json.dump({"expression": prob.expression, "vars": ",".join(prob.variables), "seed": seed,
+                       "quantities": qs, "engines": names or list(ENGINES),
+                       "points": [{v: a.tolist() for v, a in prob.split(r.x).items()} for r in failing],
+                       "differences": [{f"{c.engine}:{c.quantity}": c.as_dict() for c in r.checks + r.claims
+                                        if c.status in ("mismatch", "error")} for r in failing]},
+                      fh, indent=1, allow_nan=False, default=str)
+        report.warnings.append(f"failures saved to {save_failures}; rerun with: adcalc verify --replay {save_failures}")
+    show_verify(prob, report, as_json, digits)
+    return report.return_code
+
+
+def _progress(items, what):
+    if len(items) < 20 or not sys.stderr.isatty():
+        return items
+    from rich.progress import track
+    return track(items, description=what, console=_stderr_console(), transient=True)
+
+
+def _stderr_console():
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def _engine_summary(checks):
+    rank = {"error": 4, "mismatch": 3, "kink": 2, "ok": 1, "unavailable": 0}
+    out = {}
+    for c in checks:
+        e = out.setdefault(c.engine, {"status": c.status, "max_abs_diff": None, "max_rel_diff": None,
+                                      "reason": c.reason, "quantities": {}})
+        if c.quantity != "*":
+            e["quantities"][c.quantity] = c.as_dict()
+        if rank[c.status] > rank[e["status"]]:
+            e["status"], e["reason"] = c.status, c.reason
+        for k, v in (("max_abs_diff", c.max_abs), ("max_rel_diff", c.max_rel)):
+            if v is not None:
+                e[k] = v if e[k] is None else max(e[k], v)
+    return out
+
+
+def show_verify(prob, report, as_json, digits):
+    warnings = list(report.warnings)
+    if as_json:
+        value = prob.value(prob.x0())
+        obj = {"command": "verify", "expression": prob.expression, "engine": "all",
+               "variables": prob.variables, "shapes": {v: list(s) for v, s in prob.shapes.items()},
+               "inputs": prob.inputs, "point": {v: prob.point[v].tolist() for v in prob.variables},
+               "value": None, "warnings": warnings, "ok": report.ok, "reference": report.reference,
+               "engines": _engine_summary(report.checks), "kinks": report.kinks, "points": report.points,
+               "claims": {c.quantity: c.as_dict() for c in report.claims}}
+        obj["value"] = to_json_value(value, "value", warnings)
+        sys.stdout.write(dumps(_finite(obj, warnings)) + "\n")
+        return
+    rows = []
+    for c in report.checks:
+        if c.status == "unavailable":
+            rows.append([c.engine, "-", "unavailable", "", "", "", c.reason or ""])
+            continue
+        rows.append([c.engine, c.quantity, c.status, _num(c.max_abs), _num(c.max_rel), c.worst or "",
+                     ("" if c.order is None else f"taylor order {c.order:.2f}") if c.quantity == "grad"
+                     else (c.reason or "")])
+    for c in report.claims:
+        rows.append([c.engine, c.quantity, c.status, _num(c.max_abs), _num(c.max_rel), c.worst or "", c.reason or ""])
+    title = f"verify {_expr_text(prob)} at {prob.describe(prob.x0()) if report.points == 1 else f'{report.points} points'}"
+    lines = [f"reference: {report.reference}"]
+    lines += [f"not differentiable at this point: {k}" for k in report.kinks]
+    if report.points > 1:
+        worst = [c for c in report.checks if c.point and c.status != "ok"]
+        lines += [f"worst point for {c.engine} {c.quantity}: {c.point}" for c in worst]
+    lines += [f"warning: {w}" for w in warnings]
+    lines.append("ok: every engine that ran agrees" if report.ok else "MISMATCH: see the rows marked mismatch")
+    table(title, ["engine", "quantity", "status", "max abs diff", "max rel diff", "worst", "note"],
+          rows, digits, "\n".join(lines))
+
+
+def _num(v):
+    return "" if v is None else fmt(v, 3)
+
+
+def _finite(obj, warnings):
+    """Replace non-finite floats anywhere in obj by None (strict JSON)."""
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            warnings.append("a non-finite difference was written as null")
+            return None
+        return obj
+    if isinstance(obj, dict):
+        return {k: _finite(v, warnings) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v, warnings) for v in obj]
+    return obj
