@@ -21,6 +21,8 @@ def needed(graph, outputs):
 
 
 def evaluate(graph, outputs, env, check=True, dtype=float):
+    # `check` is a bool or the largest node id to check (the nodes of f itself: a
+    # derivative graph's own division by zero is a non-finite result, not a domain error)
     """Values of every node that `outputs` need; `env` maps variable name -> array.
 
     Returns a list indexed by node id (None for nodes not needed).  With `check`, a
@@ -29,6 +31,7 @@ def evaluate(graph, outputs, env, check=True, dtype=float):
     nodes = graph.nodes
     vals = [None] * len(nodes)
     cplx = dtype is complex
+    limit = len(nodes) if check is True else (check or -1)
     with np.errstate(all="ignore"):
         for i in needed(graph, outputs):
             node = nodes[i]
@@ -41,7 +44,7 @@ def evaluate(graph, outputs, env, check=True, dtype=float):
                 continue
             prim = PRIMS[op]
             args = [vals[a.id] for a in node.args]
-            if check and prim.domain is not None:
+            if prim.domain is not None and i <= limit:
                 ok, msg = prim.domain
                 if not np.all(ok(*args)):
                     raise DomainError(f"{msg} in '{to_text(node)}'")

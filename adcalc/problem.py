@@ -79,7 +79,8 @@ class Problem:
         """Node values at flat point x; domain errors name the sub-expression and point."""
         env = dict(self.split(x), **(env or {}))
         try:
-            return evaluate(self.graph, nodes or [self.output], env, check=check, dtype=dtype)
+            limit = self.output.id if check is True else check
+            return evaluate(self.graph, nodes or [self.output], env, check=limit, dtype=dtype)
         except DomainError as e:
             raise DomainError(f"{e} at {self.describe(np.real(x))}") from None
 

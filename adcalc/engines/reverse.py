@@ -24,7 +24,8 @@ class ReverseEngine(Engine):
     def _sweep(self, prob, x, seed, env=None, outputs=None):
         outputs = outputs or [(prob.output, seed)]
         vals = prob.evaluate(x, [n for n, _ in outputs], env=env)
-        cts = vjp_sweep(prob.graph, outputs, prob.var_nodes, lambda n: vals[n.id])
+        with np.errstate(all="ignore"):
+            cts = vjp_sweep(prob.graph, outputs, prob.var_nodes, lambda n: vals[n.id])
         return cts, vals
 
     def _flatten(self, prob, cts, batch=None):
