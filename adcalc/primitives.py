@@ -73,6 +73,11 @@ def _pow(x, y):
 
 
 def _pow_ok(x, y):
+    if np.ndim(y) == 0 and not np.iscomplexobj(y):  # constant exponent: one pass at most
+        yf = float(y)
+        if yf.is_integer():
+            return True if yf >= 0 else np.real(x) != 0
+        return np.real(x) > 0 if yf < 0 else np.real(x) >= 0
     xr, yr = np.real(x), np.real(y)
     return ~(((xr < 0) & (yr != np.round(yr))) | ((xr == 0) & (yr < 0)))
 
@@ -110,8 +115,17 @@ prim("div", 2, np.divide,
      partials=(lambda x, y, a: _r(y), lambda x, y, a: o.neg(o.div(a, y))),
      sympy=lambda s, x, y: x / y, c="({0} / {1})", infix="/", prec=2,
      domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
+def _dpow_dx(x, y, a):
+    if not o.is_node(y) and np.ndim(y) == 0 and not np.iscomplexobj(y):  # numbers: short forms
+        if y == 2:
+            return o.mul(2.0, x)
+        if y == 1:
+            return ONE
+    return o.mul(y, o.pow(x, o.sub(y, 1.0)))
+
+
 prim("pow", 2, _pow,
-     partials=(lambda x, y, a: o.mul(y, o.pow(x, o.sub(y, 1.0))),
+     partials=(_dpow_dx,
                lambda x, y, a: o.mul(a, o.log(x))),
      sympy=lambda s, x, y: x ** y, c="pow({0}, {1})", infix="**", prec=4,
      domain=(_pow_ok, "power of a negative number to a non-integer exponent, or of zero to a negative one"),

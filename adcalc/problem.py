@@ -45,10 +45,17 @@ class Problem:
         else:
             out = outs[0]
         self.output = out
-        self.inputs = [c for v in self.variables for c in component_names(v, self.shapes[v])]
         self.sizes = [int(np.prod(self.shapes[v])) if self.shapes[v] else 1 for v in self.variables]
         self.n, self.m = sum(self.sizes), out.size
         self.out_shape = out.shape
+        self._inputs = None
+
+    @property
+    def inputs(self):
+        """Flat component names (x1, W[0,1], ...), made on first use: n can be 10^5."""
+        if self._inputs is None:
+            self._inputs = [c for v in self.variables for c in component_names(v, self.shapes[v])]
+        return self._inputs
 
     @property
     def expression(self):

@@ -13,7 +13,9 @@ All timings are taken in one run, interleaved: each round times every
 all of them alike.  The ratios time(grad)/time(f) and time(hvp)/time(f) use the
 warm medians of the same framework and are therefore robust to a slow machine.
 adcalc's first calls on a fresh Problem (which build its derivative graphs) are
-reported separately as the cold times.
+reported separately as the cold times.  By default glibc is told to keep freed
+memory in the process (--malloc steady), so that no call pays page faults that
+depend on which call ran before it; --malloc default leaves the allocator alone.
 
 Issue 3's targets: adcalc at most 4 (grad) and 10 (hvp).  Measured on this kind of
 machine when the issue was written: autograd 9.2 and 17.6, PyTorch eager 4.2 and 15.4.
@@ -105,8 +107,11 @@ def autograd_setup(x, v):
     return ops, autograd.__name__
 
 
-def torch_setup(x, v):
+def torch_setup(x, v, threads=None):
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     xt = torch.from_numpy(x.copy())
     vt = torch.from_numpy(v.copy())
@@ -134,6 +139,24 @@ def torch_setup(x, v):
     return ops, f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads"
 
 
+def steady_malloc():
+    """Keep freed memory in the process (glibc): no page faults that depend on call order.
+
+    By default glibc hands large freed blocks back to the system and faults them in
+    again later, depending on what ran just before; with shuffled rounds that makes
+    the time of an allocation-light f bimodal.  Returns a note for the output.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        ok = libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) and libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    except (OSError, AttributeError):
+        ok = False
+    return ("glibc told to keep freed memory (mallopt: trim threshold 1 GiB, mmap threshold 32 MiB)"
+            if ok else "could not pin the allocator (not glibc?): timings include page faults")
+
+
 def to_numpy(a):
     if hasattr(a, "detach"):
         a = a.detach().numpy()
@@ -146,11 +169,19 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=100_000, help="number of entries of x (default 10^5)")
     ap.add_argument("--repeat", type=int, default=50, help="interleaved rounds (default 50)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--peers", default="autograd,torch",
+                    help="comma-separated peers to time beside adcalc (default autograd,torch; '' for none)")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="PyTorch intra-op threads (default 1, like numpy's element-wise loops; 0 = torch's default)")
+    ap.add_argument("--malloc", choices=("steady", "default"), default="steady",
+                    help="steady (default): glibc keeps freed memory, so no call pays page faults "
+                         "that depend on what ran before it; default: leave the allocator alone")
     ap.add_argument("--strict", action="store_true", help="exit 1 if adcalc misses a target")
     args = ap.parse_args(argv)
     if args.n < 2 or args.repeat < 1:
         ap.error("need --n >= 2 and --repeat >= 1")
 
+    malloc_note = steady_malloc() if args.malloc == "steady" else "allocator left as it is (--malloc default)"
     rng = np.random.default_rng(args.seed)
     x = rng.uniform(-2.0, 2.0, args.n)
     v = rng.standard_normal(args.n)
@@ -159,12 +190,21 @@ def main(argv=None):
     print(f"extended Rosenbrock, n = {args.n}, {args.repeat} interleaved rounds; "
           f"python {sys.version.split()[0]}, numpy {np.__version__}")
     print(f"adcalc expression: {EXPR}")
+    print(f"memory: {malloc_note}")
 
     frameworks, notes, skipped = {}, {}, {}
     ops, first, cold = adcalc_setup(x, v)
     frameworks["adcalc"] = ops
     notes["adcalc"] = "reverse engine"
-    for name, setup in (("autograd", autograd_setup), ("torch", torch_setup)):
+    frameworks["numpy"] = {"f": lambda: rosen_f(x), "grad": lambda: rosen_grad(x),
+                           "hvp": lambda: rosen_hvp(x, v)}
+    notes["numpy"] = "hand-written closed forms, no AD: the floor for reference"
+    wanted = {p.strip() for p in args.peers.split(",") if p.strip()}
+    setups = (("autograd", autograd_setup),
+              ("torch", lambda x, v: torch_setup(x, v, args.torch_threads)))
+    for name, setup in setups:
+        if name not in wanted:
+            continue
         try:
             frameworks[name], notes[name] = setup(x, v)
         except ImportError as e:
@@ -184,7 +224,7 @@ def main(argv=None):
         print(f"  {name:<9} vs closed form: f {diffs['f']:.1e}  grad {diffs['grad']:.1e}  "
               f"hvp {diffs['hvp']:.1e}{'   WRONG' if bad else ''}")
     for name in results:
-        if name != "adcalc":
+        if name not in ("adcalc", "numpy"):
             r, a = results[name], results["adcalc"]
             print(f"  adcalc    vs {name:<9}: grad {rel_diff(a['grad'], r['grad']):.1e}  "
                   f"hvp {rel_diff(a['hvp'], r['hvp']):.1e}")
@@ -213,10 +253,20 @@ def main(argv=None):
         ratios[name] = (g_ / f_, h_ / f_)
         if name == "adcalc":
             ref = f"target <= {TARGETS['grad']:g} and <= {TARGETS['hvp']:g}"
+        elif name == "numpy":
+            ref = "(no AD)"
         else:
             ref = "measured there: {:g} and {:g}".format(*REFERENCE[name])
         print(f"  {name:<9} {f_ * 1e3:9.3f} {g_ * 1e3:9.3f} {h_ * 1e3:9.3f}   "
               f"{ratios[name][0]:7.2f} {ratios[name][1]:7.2f}   {ref}")
+    print("  per-round ratios (f, grad and hvp of one round run close together), medians: "
+          + "; ".join(f"{name} {statistics.median(g / f for g, f in zip(times[(name, 'grad')], times[(name, 'f')])):.2f}"
+                      f" and {statistics.median(h / f for h, f in zip(times[(name, 'hvp')], times[(name, 'f')])):.2f}"
+                      for name in frameworks))
+    npf = med[("numpy", "f")]
+    print(f"  against the hand-written numpy f ({npf * 1e3:.3f} ms) instead: "
+          + "; ".join(f"{name} f {med[(name, 'f')] / npf:.2f}, grad {med[(name, 'grad')] / npf:.2f}, "
+                      f"hvp {med[(name, 'hvp')] / npf:.2f}" for name in frameworks if name != "numpy"))
     for name, note in notes.items():
         print(f"  ({name}: {note})")
     for name, why in skipped.items():
