@@ -20,8 +20,6 @@ import math
 
 import numpy as np
 
-from adcalc import ops as o
-
 
 
 class Unit(float):
@@ -429,3 +427,5 @@ for _p in PRIMS.values():  # completeness: every record can be evaluated and dif
     if _p.kind in ("elementwise", "zero"):
         assert _p.c and _p.sympy, _p.name
         assert _p.kind == "zero" or len(_p.partials) == _p.nargs, _p.name
+
+from adcalc import ops as o  # noqa: E402 (last: ops reads the finished PRIMS table)

@@ -87,13 +87,12 @@ class ReverseEngine(Engine):
     def hessian(self, prob, x):
         scalar_only(prob, "hessian")
         g = self._grad_nodes(prob)
-        eye = np.eye(prob.n)
-        seeds, pos = [], 0
+        rows = []  # one sweep per variable: a nan in one row cannot leak into another
         for gi, size in zip(g, prob.sizes):
-            seeds.append((gi, eye[:, pos:pos + size].reshape((prob.n,) + gi.shape)))
-            pos += size
-        cts, _ = self._sweep(prob, x, None, outputs=seeds)
-        return self._flatten(prob, cts, batch=prob.n)
+            seed = np.eye(size).reshape((size,) + gi.shape)
+            cts, _ = self._sweep(prob, x, None, outputs=[(gi, seed)])
+            rows.append(self._flatten(prob, cts, batch=size))
+        return np.concatenate(rows, axis=0) if rows else np.zeros((0, 0))
 
     def _jvp_nodes(self, prob):
         key = ("reverse.jvp", prob.output.id)

@@ -1,0 +1,399 @@
+"""Symbolic engine: the graph mapped to SymPy through the primitive table; SymPy differentiates.
+
+This engine is an independent check of adcalc's own derivative rules: it never uses
+them.  Each node becomes a numpy object array (of the node's shape) of SymPy
+expressions, built in one loop over the graph's topological order (no recursion):
+
+* element-wise primitives apply their table entry (`Primitive.sympy`: a SymPy
+  function name or a callable `(sympy, *args)`) entry by entry, with broadcasting;
+  chains of add/sub/neg and of mul whose inner links are used once are gathered into
+  one n-ary `Add`/`Mul` (the table's `x + y` and `x * y` taken n at a time), so that
+  a flat sum of 10^4 terms costs O(n) instead of O(n^2);
+* reductions with a table entry (prod, max, min, logsumexp) get the flat list of
+  their operand's entries; matmul is the matrix product, entry by entry;
+* structural ops (sum_to, broadcast, reshape, transpose, getitem, scatter, stack)
+  have no formula of their own: their numpy `impl` is applied to arrays of entry
+  indices, which says which entries go where (sum_to: which entries add up).
+
+Variables become real SymPy symbols named after the flat inputs (`x1`, `W[0,1]`).
+SymPy's `diff` gives the derivatives, taken only along the symbols each term depends
+on (a flat sum of many terms has a sparse gradient).  Values are float64: the
+formulas are compiled once per problem with `lambdify(..., cse=True)` and evaluated
+with numpy scalars (IEEE semantics: inf/nan rather than exceptions).  A point outside
+the expression's domain raises the same DomainError as every other engine, because
+`prob.evaluate(x)` runs first.  Everything is cached in `prob.graph.cache`.
+
+Conventions where SymPy's differ from the table's kinks: SymPy's own (Heaviside(0) is
+1/2 for max/min/relu ties); DiracDelta, the derivative of sign/step/abs', is taken as
+0 when evaluating, like the table's "zero" kind.
+"""
+import math
+
+import numpy as np
+
+
+from adcalc.engines.base import Engine, scalar_only
+from adcalc.errors import EngineError, EngineUnavailable
+from adcalc.evaluate import needed
+from adcalc.points import component_names
+from adcalc.primitives import PRIMS
+
+_SYMPY = []
+
+
+def sympy_module():
+    """The sympy module (imported on first use); EngineUnavailable if it is missing."""
+    if not _SYMPY:
+        try:
+            import sympy
+        except ImportError as e:  # pragma: no cover - depends on the installation
+            raise EngineUnavailable(f"the symbolic engine needs the Python package 'sympy' ({e})") from None
+        _SYMPY.append(sympy)
+    return _SYMPY[0]
+
+
+# ---- constants ------------------------------------------------------------------------
+def _known_constants(s):
+    return {math.pi: s.pi, math.e: s.E, math.log(2.0): s.log(2), math.log(10.0): s.log(10),
+            math.sqrt(2.0): s.sqrt(2), 2.0 / math.sqrt(math.pi): 2 / s.sqrt(s.pi),
+            1.0 / math.log(2.0): 1 / s.log(2), 1.0 / math.log(10.0): 1 / s.log(10)}
+
+
+def const_to_sympy(s, v, known=None):
+    """A float64 constant as SymPy: integers and small fractions exactly, pi, e, log 2, ...
+    by name, anything else as a Float that holds the float64 value exactly."""
+    v = float(v)
+    if not math.isfinite(v):
+        return s.nan if math.isnan(v) else (s.oo if v > 0 else -s.oo)
+    if v.is_integer() and abs(v) < 2 ** 53:
+        return s.Integer(int(v))
+    known = known if known is not None else _known_constants(s)
+    for c, sym in known.items():
+        if v == c:
+            return sym
+        if v == -c:
+            return -sym
+    from fractions import Fraction
+    fr = Fraction(v).limit_denominator(1000)
+    if float(fr) == v:
+        return s.Rational(fr.numerator, fr.denominator)
+    return s.Float(v, precision=64)  # 64 bits: printed with enough digits to round-trip
+
+
+# ---- graph -> SymPy ------------------------------------------------------------------
+_ADDS = ("add", "sub", "neg")
+_GATHER = ("broadcast", "reshape", "transpose", "getitem", "stack")
+
+
+def _obj(items, shape):
+    a = np.empty(len(items), dtype=object)
+    for i, it in enumerate(items):
+        a[i] = it
+    return a.reshape(shape)
+
+
+def _bidx(shape, out_shape):
+    """Flat index of each entry of an operand of `shape` broadcast to `out_shape`."""
+    size = int(np.prod(shape)) if shape else 1
+    return np.broadcast_to(np.arange(size).reshape(shape), out_shape).ravel()
+
+
+def _elementwise_fn(s, prim):
+    f = prim.sympy
+    if isinstance(f, str):
+        g = getattr(s, f)
+        return lambda *a: g(*a)
+    return lambda *a: f(s, *a)
+
+
+def graph_to_sympy(prob):
+    """(symbols, outputs): real Symbols named after prob.inputs and the flat list of
+    output entries as SymPy expressions; cached per problem."""
+    cache = prob.graph.cache
+    key = ("symbolic.exprs", prob.output.id)
+    if key in cache:
+        return cache[key]
+    s = sympy_module()
+
+    graph = prob.graph
+    nodes = graph.nodes
+    ids = needed(graph, [prob.output])
+    uses, user = {}, {}
+    for i in ids:
+        for a in nodes[i].args:
+            uses[a.id] = uses.get(a.id, 0) + 1
+            user[a.id] = nodes[i]
+    out_id = prob.output.id
+
+    def absorbed(node, group):
+        """node is an inner link of a chain of `group` ops: folded into its one user."""
+        if node.op not in group or node.id == out_id or uses.get(node.id) != 1:
+            return False
+        u = user[node.id]
+        return u.op in group and u.shape == node.shape
+
+    symbols, vals = [], {}
+    for vn in prob.var_nodes:
+        name = vn.p["name"]
+        syms = [s.Symbol(c, real=True) for c in component_names(name, vn.shape)]
+        symbols += syms
+        vals[vn.id] = _obj(syms, vn.shape)
+    known = _known_constants(s)
+    fns = {}
+    for i in ids:
+        node = nodes[i]
+        op = node.op
+        if op == "var":
+            if i not in vals:
+                raise EngineError(f"the symbolic engine found an unknown variable {node.p['name']!r}")
+            continue
+        if op == "const":
+            vals[i] = _obj([const_to_sympy(s, v, known) for v in np.ravel(node.value)], node.shape)
+            continue
+        if op in _ADDS and absorbed(node, _ADDS) or op == "mul" and absorbed(node, ("mul",)):
+            continue
+        vals[i] = _convert(s, node, vals, fns, absorbed)
+    outs = list(vals[out_id].ravel())
+    cache[key] = (symbols, outs)
+    return cache[key]
+
+
+def _convert(s, node, vals, fns, absorbed):
+    op, shape = node.op, node.shape
+    size = node.size
+    if op in _ADDS or op == "mul":
+        return _chain(s, node, vals, absorbed)
+    prim = PRIMS[op]
+    if prim.kind in ("elementwise", "zero"):
+        f = fns.get(op)
+        if f is None:
+            f = fns[op] = _elementwise_fn(s, prim)
+        args = [vals[a.id].ravel() for a in node.args]
+        idx = [_bidx(a.shape, shape) for a in node.args]
+        return _obj([f(*(arg[ix[k]] for arg, ix in zip(args, idx))) for k in range(size)], shape)
+    if op in _GATHER:
+        flat = np.concatenate([vals[a.id].ravel() for a in node.args])
+        offs = np.cumsum([0] + [a.size for a in node.args])
+        index = [np.arange(a.size).reshape(a.shape) + off for a, off in zip(node.args, offs)]
+        where = np.asarray(prim.impl(*index, **node.p))
+        return flat[where.ravel()].reshape(shape)
+    if op == "sum_to":
+        (a,) = node.args
+        owner = np.asarray(PRIMS["broadcast"].impl(np.arange(size).reshape(shape),
+                                                   shape=a.shape, src=shape)).ravel()
+        groups = [[] for _ in range(size)]
+        for e, k in zip(vals[a.id].ravel(), owner):
+            groups[k].append(e)
+        return _obj([s.Add(*g) for g in groups], shape)
+    if op == "scatter":
+        (a,) = node.args
+        where = np.asarray(prim.impl(np.arange(1, a.size + 1).reshape(a.shape), **node.p))
+        src = vals[a.id].ravel()
+        return _obj([s.S.Zero if k == 0 else src[k - 1] for k in where.astype(int).ravel()], shape)
+    if op == "matmul":
+        a, b = (vals[x.id] for x in node.args)
+        p, q = a.shape
+        r = b.shape[1]
+        return _obj([s.Add(*[a[i, k] * b[k, j] for k in range(q)]) for i in range(p) for j in range(r)],
+                    shape)
+    if prim.sympy is not None and prim.kind == "custom" and not node.shape:
+        (a,) = node.args
+        entries = list(vals[a.id].ravel())
+        arg = entries if a.shape else entries[0]
+        return _obj([prim.sympy(s, arg)], ())
+    raise EngineError(f"the symbolic engine has no SymPy counterpart for the primitive {op!r}")
+
+
+def _chain(s, node, vals, absorbed):
+    """One n-ary Add (add/sub/neg) or Mul over a chain of links used only once."""
+    shape, size = node.shape, node.size
+    is_add = node.op != "mul"
+    group = _ADDS if is_add else ("mul",)
+    leaves, stack = [], [(node, 1)]
+    while stack:
+        n, sign = stack.pop()
+        if n is not node and not absorbed(n, group):
+            leaves.append((n, sign))
+            continue
+        if n.op == "neg":
+            stack.append((n.args[0], -sign))
+        elif n.op == "sub":
+            stack += [(n.args[1], -sign), (n.args[0], sign)]
+        else:
+            stack += [(n.args[1], sign), (n.args[0], sign)]
+    leaves.reverse()
+    cols = [(vals[n.id].ravel(), _bidx(n.shape, shape), sign) for n, sign in leaves]
+    if is_add:
+        return _obj([s.Add(*[v[ix[k]] if sg > 0 else -v[ix[k]] for v, ix, sg in cols])
+                     for k in range(size)], shape)
+    return _obj([s.Mul(*[v[ix[k]] for v, ix, _ in cols]) for k in range(size)], shape)
+
+
+# ---- differentiation -----------------------------------------------------------------
+def partials(expr, index, lowest=0):
+    """{position: d expr / d symbol} for the symbols in `index` (symbol -> position,
+    only positions >= lowest) that expr depends on; zero derivatives are left out.
+    An Add is differentiated term by term along each term's own symbols only."""
+    s = sympy_module()
+    terms = expr.args if expr.is_Add else (expr,)
+    acc = {}
+    for t in terms:
+        for sym in t.free_symbols:
+            j = index.get(sym)
+            if j is None or j < lowest:
+                continue
+            d = t.diff(sym)
+            if d != 0:
+                acc.setdefault(j, []).append(d)
+    return {j: s.Add(*ds) for j, ds in sorted(acc.items())}
+
+
+def _jacobian(prob):
+    cache = prob.graph.cache
+    key = ("symbolic.jacobian", prob.output.id)
+    if key not in cache:
+        symbols, outs = graph_to_sympy(prob)
+        index = {sym: j for j, sym in enumerate(symbols)}
+        cache[key] = [partials(e, index) for e in outs]
+    return cache[key]
+
+
+def _hessian(prob):
+    """Upper triangle {(i, j): d2f/dxi dxj, i <= j} of a scalar problem."""
+    cache = prob.graph.cache
+    key = ("symbolic.hessian", prob.output.id)
+    if key not in cache:
+        symbols, _ = graph_to_sympy(prob)
+        index = {sym: j for j, sym in enumerate(symbols)}
+        (grad,) = _jacobian(prob)
+        cache[key] = {(i, j): h for i, g in grad.items() for j, h in partials(g, index, lowest=i).items()}
+    return cache[key]
+
+
+# ---- evaluation ----------------------------------------------------------------------
+def _zero_delta(s, expr):
+    """DiracDelta (derivative of sign, step, abs') -> 0, the table's 'zero' convention."""
+    if expr.has(s.DiracDelta):
+        expr = expr.replace(lambda e: isinstance(e, s.DiracDelta), lambda e: s.S.Zero)
+    return expr
+
+
+def _erf(x):
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=float)[()]
+
+
+def _erfc(x):
+    return np.asarray(np.frompyfunc(math.erfc, 1, 1)(x), dtype=float)[()]
+
+
+WORKING_DIGITS = 40
+
+
+def compile_exprs(symbols, exprs):
+    """f(x) -> float64 array of len(exprs), the formulas' values at flat x.
+
+    The formulas are lambdified once, with common subexpressions pulled out, and
+    evaluated in mpmath at WORKING_DIGITS digits, then rounded to float64: the values
+    are the exact derivatives correctly rounded, barring cancellation beyond 40
+    digits, and do not overflow in intermediate steps (exp(x)/(1 + exp(x)) at
+    x = 800 is 1).  Where mpmath stops (a division by zero: sqrt'(0)), the same
+    formulas run in numpy float64 with IEEE semantics (inf, nan) instead.  A
+    complex value (log of a negative number inside a derivative) is nan.
+    """
+    s = sympy_module()
+    exprs = [_zero_delta(s, e) for e in exprs]
+    if not exprs:
+        return lambda x: np.zeros(0)
+    # Arguments renamed to plain identifiers in one pass (lambdify's own dummify
+    # substitutes argument by argument: quadratic in the number of inputs).
+    args = [s.Symbol(f"_a{j}", real=True) for j in range(len(symbols))]
+    rename = dict(zip(symbols, args))
+    exprs = [e.xreplace(rename) for e in exprs]
+    import mpmath
+    precise = s.lambdify(args, exprs, modules="mpmath", cse=True, dummify=False)
+    fallback = []
+
+    def ieee(xs):
+        if not fallback:
+            fallback.append(s.lambdify(args, exprs, modules=[{"erf": _erf, "erfc": _erfc}, "numpy"],
+                                       cse=True, dummify=False))
+        with np.errstate(all="ignore"):
+            return fallback[0](*[np.float64(v) for v in xs])
+
+    def f(x):
+        xs = [float(v) for v in np.asarray(x, dtype=float).ravel()]
+        try:
+            with mpmath.workdps(WORKING_DIGITS):
+                out = [_to_float(v) for v in precise(*[mpmath.mpf(v) for v in xs])]
+        except (ArithmeticError, ValueError, TypeError):
+            out = [_to_float(v) for v in ieee(xs)]
+        return np.array(out, dtype=float)
+    return f
+
+
+def _to_float(v):
+    if isinstance(v, np.ndarray):
+        v = v[()]
+    if hasattr(v, "imag") and not isinstance(v, (int, float, np.floating)):
+        if v.imag != 0:
+            return math.nan
+        v = v.real
+    return float(v)
+
+
+class SymbolicEngine(Engine):
+    name = "symbolic"
+
+    def available(self):
+        try:
+            sympy_module()
+        except EngineUnavailable as e:
+            return str(e).split(" (", 1)[0].replace("the symbolic engine needs", "needs")
+        return None
+
+    def _compiled(self, prob, what):
+        cache = prob.graph.cache
+        key = ("symbolic.compiled", what, prob.output.id)
+        if key not in cache:
+            symbols, _ = graph_to_sympy(prob)
+            if what == "jacobian":
+                entries = [((r, c), e) for r, row in enumerate(_jacobian(prob)) for c, e in row.items()]
+            else:
+                entries = list(_hessian(prob).items())
+            f = compile_exprs(symbols, [e for _, e in entries])
+            cache[key] = ([p for p, _ in entries], f)
+        return cache[key]
+
+    def _eval(self, prob, x, what):
+        x = np.asarray(x, dtype=float)
+        prob.evaluate(x)  # domain errors, as every engine reports them
+        where, f = self._compiled(prob, what)
+        vals = f(x)
+        n = prob.n
+        out = np.zeros((prob.m, n) if what == "jacobian" else (n, n))
+        for (r, c), v in zip(where, vals):
+            out[r, c] = v
+            if what == "hessian":
+                out[c, r] = v
+        return out
+
+    def jacobian(self, prob, x):
+        return self._eval(prob, x, "jacobian")
+
+    def grad(self, prob, x):
+        scalar_only(prob, "grad")
+        return self.jacobian(prob, x)[0]
+
+    def hessian(self, prob, x):
+        scalar_only(prob, "hessian")
+        return self._eval(prob, x, "hessian")
+
+    def hvp(self, prob, x, v):
+        scalar_only(prob, "hvp")
+        return self.hessian(prob, x) @ np.asarray(v, dtype=float)
+
+    def jvp(self, prob, x, v):
+        return self.jacobian(prob, x) @ np.asarray(v, dtype=float)
+
+    def vjp(self, prob, x, u):
+        return np.asarray(u, dtype=float).ravel() @ self.jacobian(prob, x)
