@@ -136,6 +136,8 @@ class _Parser:
     def fail(self, tok, what=None):
         shown = "end of the expression" if tok.kind == "end" else repr(tok.text)
         msg = what or f"unexpected {shown}"
+        if what and tok.kind != "end" and repr(tok.text) not in what:
+            msg = f"{what} (found {shown})"
         raise ParseError(f"{msg} at column {tok.col + 1}", self.text, tok.col, tok.text)
 
     def expect(self, text):
@@ -172,7 +174,10 @@ class _Parser:
     def prefix(self):
         tok = self.next()
         if tok.kind == "num":
-            return Ast("num", float(tok.text), [], tok.col, tok.col + len(tok.text))
+            value = float(tok.text)
+            if not math.isfinite(value):
+                raise InputError(f"the number {tok.text} at column {tok.col + 1} overflows a float64")
+            return Ast("num", value, [], tok.col, tok.col + len(tok.text))
         if tok.kind == "name":
             end = tok.col + len(tok.text)
             if self.peek().text == "(":
@@ -319,7 +324,11 @@ def _make(graph, ast, kids, shapes, text):
         if k == "T":
             return ops.transpose(kids[0], kids[0].shape)
         if k == "list":
-            return ops.stack([graph.lift(x) for x in kids])
+            kids = [graph.lift(x) for x in kids]
+            if len({x.shape for x in kids}) > 1:
+                raise InputError("the entries of a list must all have the same shape; got "
+                                 + ", ".join(str(list(x.shape)) for x in kids))
+            return ops.stack(kids)
         if k == "index":
             x = kids[0]
             _check_index(ast.val, x.shape, where)
@@ -327,7 +336,7 @@ def _make(graph, ast, kids, shapes, text):
     except ValueError as e:
         raise InputError(f"{e} in '{where}'") from None
     except InputError as e:
-        if "' in '" in str(e) or "constant" in str(e):
+        if f"'{where}'" in str(e) or "' in '" in str(e) or "constant" in str(e):
             raise
         raise InputError(f"{e} in '{where}'") from None
     raise AssertionError(k)

@@ -206,7 +206,7 @@ prim("erfc", 1, _vec(math.erfc),
 prim("sigmoid", 1, _sigmoid, partials=(lambda x, a: o.mul(a, o.sub(1.0, a)),),
      sympy=lambda s, x: 1 / (1 + s.exp(-x)), c="(1.0 / (1.0 + exp(-({0}))))")
 prim("softplus", 1, _softplus, partials=(lambda x, a: o.sigmoid(x),),
-     sympy=lambda s, x: s.log(1 + s.exp(x)), c="log1p(exp({0}))")
+     sympy=lambda s, x: s.log(1 + s.exp(x)), c="(fmax({0}, 0.0) + log1p(exp(-fabs({0}))))")
 # abs'(0) = +1, as jax's _abs_jvp_rule (select(x >= 0, g, -g)).
 prim("abs", 1, np.abs, partials=(lambda x, a: o.sub(1.0, o.mul(2.0, o.step(o.neg(x)))),),
      sympy="Abs", c="fabs({0})", analytic=False, kink="abs'(0) = +1 (JAX)")

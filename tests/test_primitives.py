@@ -205,13 +205,7 @@ def _c_points(name):
     return np.concatenate([pts, np.stack([a.ravel(), b.ravel()])], axis=1)
 
 
-def _softplus_xfail(name):
-    return [pytest.mark.xfail(reason="adcalc bug: softplus C spelling log1p(exp(x)) overflows to inf "
-                                     "for x > 709 where impl (logaddexp) gives x", strict=True)] \
-        if name == "softplus" else []
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_softplus_xfail(n)) for n in WITH_C])
+@pytest.mark.parametrize("name", WITH_C)
 def test_c_spelling_agrees_with_numpy(name, clib):
     p = PRIMS[name]
     pts = _c_points(name)
