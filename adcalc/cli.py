@@ -55,7 +55,7 @@ def _make(command):
     @click.option("--vector", "-v", metavar="V", required=False,
                   help=("v for hvp/jvp (over the inputs), u for vjp (over the outputs)."
                         if needs_vector else "Not used by this command."), hidden=not needs_vector)
-    @click.option("--method", metavar="M", help="Numeric engine: central, richardson or complex-step.")
+    @click.option("--method", metavar="M", help="Numeric engine: auto (default: complex step when the expression is complex-analytic, else richardson), central, richardson or complex-step.")
     def cmd(expr, at, vars_, engine, as_json, digits, debug, vector, method):
         from adcalc.commands import run_derivative
         run_derivative(command, expr, at, vars_, engine, as_json, digits, vector, method)

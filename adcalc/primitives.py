@@ -187,7 +187,8 @@ prim("atan", 1, np.arctan, partials=(lambda x, a: _r(o.add(1.0, o.mul(x, x))),),
      sympy="atan", c="atan({0})")
 prim("sinh", 1, np.sinh, partials=(lambda x, a: o.cosh(x),), sympy="sinh", c="sinh({0})")
 prim("cosh", 1, np.cosh, partials=(lambda x, a: o.sinh(x),), sympy="cosh", c="cosh({0})")
-prim("tanh", 1, np.tanh, partials=(lambda x, a: o.sub(1.0, o.mul(a, a)),), sympy="tanh",
+# tanh' and sigmoid' not as 1-a^2 and a(1-a): those cancel to 0 once a rounds to 1
+prim("tanh", 1, np.tanh, partials=(lambda x, a: o.div(1.0, o.mul(o.cosh(x), o.cosh(x))),), sympy="tanh",
      c="tanh({0})")
 prim("asinh", 1, np.arcsinh, partials=(lambda x, a: _r(o.sqrt(o.add(o.mul(x, x), 1.0))),),
      sympy="asinh", c="asinh({0})")
@@ -203,7 +204,7 @@ prim("erf", 1, _vec(math.erf),
 prim("erfc", 1, _vec(math.erfc),
      partials=(lambda x, a: o.mul(-TWO_OVER_SQRTPI, o.exp(o.neg(o.mul(x, x)))),),
      sympy="erfc", c="erfc({0})", analytic=False)
-prim("sigmoid", 1, _sigmoid, partials=(lambda x, a: o.mul(a, o.sub(1.0, a)),),
+prim("sigmoid", 1, _sigmoid, partials=(lambda x, a: o.mul(a, o.sigmoid(o.neg(x))),),
      sympy=lambda s, x: 1 / (1 + s.exp(-x)), c="(1.0 / (1.0 + exp(-({0}))))")
 prim("softplus", 1, _softplus, partials=(lambda x, a: o.sigmoid(x),),
      sympy=lambda s, x: s.log(1 + s.exp(x)), c="(fmax({0}, 0.0) + log1p(exp(-fabs({0}))))")
