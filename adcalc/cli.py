@@ -122,6 +122,11 @@ def verify(expr, at, vars_, quantities, engines, rtol, atol, random_n, seed, box
     raise click.exceptions.Exit(code)
 
 
+from adcalc.check import check_command  # noqa: E402  (click only; numpy is imported on use)
+
+cli.add_command(check_command, "check")
+
+
 def _argv_has(flag, argv):
     return any(a == flag for a in argv)
 

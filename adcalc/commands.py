@@ -182,6 +182,10 @@ def run_verify(exprs, at, vars_, quantities, rtol, atol, engines, random_n, seed
     import json
 
     from adcalc import verify as V
+    if replay:
+        from adcalc.check import is_check_file, run_check
+        if is_check_file(replay):  # a counterexample saved by `adcalc check --save-failures`
+            return run_check(None, None, replay=replay, as_json=as_json, digits=digits)
     points = None
     if replay:
         try:

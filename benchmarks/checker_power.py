@@ -16,11 +16,12 @@ weights little is among them).
 Each checker is run on every case in the same run, with its default settings:
 
   adcalc   adcalc.check_grad(f, grad, x, jacobian=...): its own verdict (r.ok).
-  scipy    scipy.optimize.check_grad(f, grad, x) returns a number, not a verdict;
-           the rule used here: correct when that number (the 2-norm of the difference
-           from forward differences at step sqrt(eps)) is <= 1e-6 * max(1, |grad(x)|).
-           A Jacobian is checked row by row (each output f_j against row j), correct
-           when every row is.
+  scipy    scipy.optimize.check_grad(f, grad, x) returns a number, not a verdict:
+           the 2-norm of the difference from forward differences at step sqrt(eps).
+           Two rules are scored, a strict and a loose one: correct when that number
+           is <= 1e-6 * max(1, |grad(x)|) (the row "<=1e-6"), or <= 1e-3 * max(1,
+           |grad(x)|) (the row "<=1e-3").  A Jacobian is checked row by row (each
+           output f_j against row j), correct when every row is.
   torch    torch.autograd.gradcheck on a torch.autograd.Function whose forward calls f
            and whose backward calls the gradient code (how hand-written gradients are
            checked in PyTorch), float64 or float32 tensors as the case's dtype;
@@ -54,8 +55,8 @@ F32, F64 = np.float32, np.float64
 
 
 class Case:
-    def __init__(self, name, f, g, x, bug=None, jac=False, dtype=F64):
-        self.name, self.f, self.g, self.bug, self.jac = name, f, g, bug, jac
+    def __init__(self, name, f, g, x, bug=None, jac=False, dtype=F64, twin=None):
+        self.name, self.f, self.g, self.bug, self.jac, self.twin = name, f, g, bug, jac, twin
         self.x = np.asarray(x, dtype=dtype)
 
     @property
@@ -460,9 +461,10 @@ add("worked example: d sin = -cos", ex_f, lambda x: np.array([1 / x[0] + x[1], x
 add("worked example: components swapped", ex_f, lambda x: ex_g(x)[::-1].copy(), EX, bug="swapped components")
 for i in range(2):
     add(f"worked example: x{i + 1} component x 1.0001", ex_f, bump(ex_g, i), EX, bug="1e-4 in one component")
-add("worked example, float32 x: d/dx2 x 1.0001", ex_f, bump(ex_g, 1), EX, dtype=F32, bug="1e-4, float32")
+add("worked example, float32 x: d/dx2 x 1.0001", ex_f, bump(ex_g, 1), EX, dtype=F32, bug="1e-4, float32",
+    twin="worked example, float32 x (generic numpy code)")
 add("worked example, float32 code: d/dx1 x 1.0001", as32(ex_f), bump(as32(ex_g), 0), EX, dtype=F32,
-    bug="1e-4, float32")
+    bug="1e-4, float32", twin="worked example, float32 code")
 for i in range(5):
     add(f"rosenbrock 5: component {i} x 1.0001", rosen_f, bump(rosen_g, i), RX, bug="1e-4 in one component")
 add("rosenbrock 5, second point: component 3 x 1.0001", rosen_f, bump(rosen_g, 3), RX2,
@@ -472,12 +474,13 @@ add("rosenbrock 5: missing factor 2", rosen_f, rosen_g_factor, RX, bug="missing 
 add("rosenbrock 5: off-by-one index", rosen_f, rosen_g_offbyone, RX2, bug="off-by-one index")
 add("rosenbrock 5: last component only", rosen_f, rosen_g_last, RX, bug="one component only")
 add("rosenbrock 5, float32 code: component 2 x 1.0001", as32(rosen_f), bump(as32(rosen_g), 2), RX, dtype=F32,
-    bug="1e-4, float32")
-add("rosenbrock 5, float32 code: sign flip", as32(rosen_f), as32(rosen_g_sign), RX, dtype=F32, bug="sign flip")
+    bug="1e-4, float32", twin="rosenbrock 5, float32 code")
+add("rosenbrock 5, float32 code: sign flip", as32(rosen_f), as32(rosen_g_sign), RX, dtype=F32, bug="sign flip",
+    twin="rosenbrock 5, float32 code")
 add("x'Nx: 2Nx instead of (N+N')x", nsym_f, nsym_g_bug, np.linspace(0.5, 1.5, 6), bug="transposed matrix")
 add("logsumexp: missing normalisation", lse_f, lse_g_bug, [0.1, -2.0, 3.0, 0.5, 1.0, -0.3], bug="missing factor")
 add("logsumexp, float32 code: component 4 x 1.0001", as32(lse_f), bump(as32(lse_g), 4),
-    [0.1, -2.0, 3.0, 0.5, 1.0, -0.3], dtype=F32, bug="1e-4, float32")
+    [0.1, -2.0, 3.0, 0.5, 1.0, -0.3], dtype=F32, bug="1e-4, float32", twin="logsumexp 6, float32 code")
 add("softplus: sigmoid sign slip", softplus_f, softplus_g_bug, [-3.0, -0.5, 0.0, 0.7, 4.0], bug="sign flip")
 add("exp*sin: product rule term missing", expsin_f, expsin_g_bug, [0.3, 1.2, -0.7, 2.5], bug="wrong chain rule")
 add("product of 4: off-by-one", prod_f, prod_g_bug, [1.5, -2.0, 0.5, 3.0], bug="off-by-one index")
@@ -509,17 +512,31 @@ def run_adcalc(c):
     return bool(_ac.check_grad(c.f, c.g, c.x, jacobian=c.jac).ok)
 
 
+_SCIPY = {}
+
+
+def scipy_number(c):
+    """scipy.optimize.check_grad's number relative to max(1, |grad(x)|); for a Jacobian
+    the largest over its rows (each output f_j against row j)."""
+    if c.name not in _SCIPY:
+        from scipy.optimize import check_grad
+        if not c.jac:
+            err = check_grad(lambda z: float(c.f(z)), c.g, c.x)
+            out = err / max(1.0, float(np.linalg.norm(np.asarray(c.g(c.x), dtype=float))))
+        else:
+            J = np.asarray(c.g(c.x))
+            out = max(check_grad(lambda z, j=j: float(np.ravel(c.f(z))[j]), lambda z, j=j: np.asarray(c.g(z))[j], c.x)
+                      / max(1.0, float(np.linalg.norm(J[j].astype(float)))) for j in range(J.shape[0]))
+        _SCIPY[c.name] = float(out)
+    return _SCIPY[c.name]
+
+
 def run_scipy(c):
-    from scipy.optimize import check_grad
-    if not c.jac:
-        err = check_grad(lambda z: float(c.f(z)), c.g, c.x)
-        return bool(err <= 1e-6 * max(1.0, float(np.linalg.norm(np.asarray(c.g(c.x), dtype=float)))))
-    J = np.asarray(c.g(c.x))
-    for j in range(J.shape[0]):
-        err = check_grad(lambda z, j=j: float(np.ravel(c.f(z))[j]), lambda z, j=j: np.asarray(c.g(z))[j], c.x)
-        if not err <= 1e-6 * max(1.0, float(np.linalg.norm(J[j].astype(float)))):
-            return False
-    return True
+    return bool(scipy_number(c) <= 1e-6)
+
+
+def run_scipy_loose(c):
+    return bool(scipy_number(c) <= 1e-3)
 
 
 def _torch_fn(torch, c):
@@ -588,10 +605,13 @@ def run_jax(c):
     return True
 
 
-CHECKERS = {"adcalc": run_adcalc, "scipy": run_scipy, "torch": run_torch, "jax": run_jax}
-LABELS = {"adcalc": "adcalc check_grad", "scipy": "scipy.optimize.check_grad",
-          "torch": "torch.autograd.gradcheck", "jax": "jax.test_util.check_grads"}
-MODULES = {"adcalc": "adcalc", "scipy": "scipy.optimize", "torch": "torch", "jax": "jax"}
+CHECKERS = {"adcalc": run_adcalc, "scipy": run_scipy, "scipy-loose": run_scipy_loose,
+            "torch": run_torch, "jax": run_jax}
+LABELS = {"adcalc": "adcalc check_grad", "scipy": "scipy check_grad, <=1e-6",
+          "scipy-loose": "scipy check_grad, <=1e-3", "torch": "torch gradcheck",
+          "jax": "jax check_grads"}
+MODULES = {"adcalc": "adcalc", "scipy": "scipy.optimize", "scipy-loose": "scipy.optimize",
+           "torch": "torch", "jax": "jax"}
 
 
 def available(name):
@@ -609,6 +629,10 @@ def main(argv=None):
     ap.add_argument("--verbose", action="store_true", help="print every case's verdicts")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(CHECKERS)
+    if "scipy" in names and "scipy-loose" not in names and not args.only:
+        names.append("scipy-loose")
+    warnings.simplefilter("ignore")  # the checkers' own steps leave some domains (log of < 0)
+    np.seterr(all="ignore")
     correct = [c for c in CASES if c.correct]
     buggy = [c for c in CASES if not c.correct]
     print(f"{len(CASES)} cases: {len(correct)} correct gradients "
@@ -631,9 +655,9 @@ def main(argv=None):
         times[name] = time.perf_counter() - t0
         results[name] = verdicts
     print()
-    head = f"{'checker':<28}{'detected':>10}{'detection':>11}{'false alarms':>14}{'false-alarm':>13}{'time s':>8}"
+    head = f"{'checker':<40}{'detected':>10}{'detection':>11}{'false alarms':>14}{'false-alarm':>13}{'time s':>8}"
     print(head)
-    print(f"{'':<28}{'':>10}{'rate':>11}{'':>14}{'rate':>13}")
+    print(f"{'':<40}{'':>10}{'rate':>11}{'':>14}{'rate':>13}")
     print("-" * len(head))
     wrong = {}
     for name, v in results.items():
@@ -641,13 +665,18 @@ def main(argv=None):
         fa = [c for c in correct if v[c.name] is not True]
         wrong[name] = [c for c in buggy if c not in det] + fa
         label = f"{LABELS[name]} {versions[name]}".strip()
-        print(f"{label:<28}{f'{len(det)}/{len(buggy)}':>10}{100 * len(det) / len(buggy):>10.1f}%"
+        print(f"{label:<40}{f'{len(det)}/{len(buggy)}':>10}{100 * len(det) / len(buggy):>10.1f}%"
               f"{f'{len(fa)}/{len(correct)}':>14}{100 * len(fa) / len(correct):>12.1f}%{times[name]:>8.1f}")
     for name, why in skipped.items():
-        print(f"{LABELS[name]:<28}  not run: {why}")
+        print(f"{LABELS[name]:<40}  not run: {why}")
     print()
-    print("scipy verdict rule: correct when check_grad(f, grad, x) <= 1e-6 * max(1, |grad(x)|)"
-          " (Jacobians row by row)")
+    print("scipy rules: correct when check_grad(f, grad, x) <= 1e-6 (or 1e-3) * max(1, |grad(x)|);"
+          " Jacobians row by row")
+    if _SCIPY:
+        print("scipy's number / max(1, |grad(x)|) for float32 cases, correct gradient vs planted bug:")
+        for c in buggy:
+            if c.twin in _SCIPY and c.name in _SCIPY:
+                print(f"  {_SCIPY[c.twin]:<12.6g} vs {_SCIPY[c.name]:<12.6g} {c.name}")
     for name, cases in wrong.items():
         print()
         print(f"{LABELS[name]} got {len(cases)} case(s) wrong" + (":" if cases else "."))
