@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from adcalc.errors import AdcalcError, EngineUnavailable, InputError
+from adcalc.errors import AdcalcError
 
 DERIVATIVES = {
     "grad": "Gradient of a scalar expression: df/dx, one entry per input.",
@@ -17,7 +17,6 @@ DERIVATIVES = {
     "jvp": "Jacobian-vector product J(x) v (R-op).",
     "vjp": "Vector-Jacobian product u^T J(x) (L-op).",
 }
-EXACT_ORDER = ("symbolic", "forward", "reverse", "gpu", "numeric")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -183,5 +182,3 @@ def _fail(message, kind, as_json, exc=None):
             obj.update({k: v for k, v in exc.extra.items() if v is not None})
         sys.stdout.write(dumps(obj) + "\n")
 
-
-__all__ = ["main", "cli", "EngineUnavailable", "InputError"]

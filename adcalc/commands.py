@@ -7,7 +7,7 @@ import numpy as np
 from adcalc.engines import ENGINES, availability, get_engine
 from adcalc.engines.base import compute
 from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
-from adcalc.points import component_names, parse_flat
+from adcalc.points import component_names, parse_flat, quantity_labels
 from adcalc.problem import Problem
 from adcalc.render import dumps, fmt, table, to_json_value
 
@@ -123,7 +123,7 @@ def show_human(command, prob, obj, results, digits):
         ok = {n: r for n, r in results.items() if not isinstance(r, tuple)}
         bad = {n: r for n, r in results.items() if isinstance(r, tuple)}
         shape = result_shape(command, prob)
-        labels = _labels(command, rows_in, rows_out)
+        labels = quantity_labels(rows_in, rows_out, command, sep=" / ")
         vals = {n: r.value.reshape(shape).ravel() for n, r in ok.items()}
         headers = ["component"] + list(ok) + (["spread"] if len(ok) > 1 else [])
         rows = []
@@ -151,15 +151,6 @@ def show_human(command, prob, obj, results, digits):
         if err is not None:
             footer += f"\nlargest error estimate: {fmt(np.max(err), 3)}"
     table(title, headers, rows, digits, footer)
-
-
-def _labels(command, rows_in, rows_out):
-    if command in ("grad", "hvp", "vjp"):
-        return rows_in
-    if command == "jvp":
-        return rows_out
-    rows = rows_out if command == "jacobian" else rows_in
-    return [f"{r} / {c}" for r in rows for c in rows_in]
 
 
 def _expr_text(prob):
@@ -279,7 +270,7 @@ def _stderr_console():
 
 
 def _engine_summary(checks):
-    rank = {"error": 4, "mismatch": 3, "kink": 2, "ok": 1, "unavailable": 0}
+    from adcalc.verify import STATUS_RANK as rank
     out = {}
     for c in checks:
         e = out.setdefault(c.engine, {"status": c.status, "max_abs_diff": None, "max_rel_diff": None,

@@ -65,6 +65,16 @@ def component_names(name, shape):
     return [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*shape)]
 
 
+def quantity_labels(inputs, outputs, quantity, sep="/"):
+    """Names of a derivative's flat components: inputs, outputs, or row/column pairs."""
+    if quantity in ("grad", "hvp", "vjp"):
+        return inputs
+    if quantity == "jvp":
+        return outputs
+    rows = outputs if quantity == "jacobian" else inputs
+    return [f"{r}{sep}{c}" for r in rows for c in inputs]
+
+
 def parse_point(text, variables, what="--at"):
     """Values for `variables`: positionally in order, or by name; returns {name: array}."""
     items = split_top(text)

@@ -233,10 +233,6 @@ def _prod_others(x, src):
     return np.reshape(left * right, np.shape(x))
 
 
-def _full_reduce(shape, x_shape, src=None):
-    return ()
-
-
 def _prod_vjp(node, vals, ans, ct):
     (x,) = vals
     src = node.args[0].shape
@@ -419,7 +415,6 @@ prim("stack", None, _stack, kind="linear", shape=lambda shapes, src: (len(shapes
      sympy=None, c=None)
 
 ELEMENTWISE = tuple(n for n, p in PRIMS.items() if p.kind in ("elementwise", "zero"))
-DIFFERENTIABLE_ELEMENTWISE = tuple(n for n, p in PRIMS.items() if p.kind == "elementwise")
 
 for _p in PRIMS.values():  # completeness: every record can be evaluated and differentiated
     assert _p.impl is not None, _p.name

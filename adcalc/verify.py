@@ -15,10 +15,11 @@ from adcalc.engines import ENGINES, engine_class
 from adcalc.engines.base import compute
 from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
 from adcalc.graph import to_text
-from adcalc.points import component_names
+from adcalc.points import component_names, quantity_labels
 
 REFERENCE_ORDER = ("symbolic", "forward", "reverse")
 EPS = np.finfo(float).eps
+STATUS_RANK = {"error": 4, "mismatch": 3, "kink": 2, "ok": 1, "unavailable": 0}
 
 
 class Check:
@@ -43,13 +44,7 @@ def default_quantities(prob):
 
 
 def component_labels(prob, quantity):
-    ins, outs = prob.inputs, component_names("f", prob.out_shape)
-    if quantity in ("grad", "hvp", "vjp"):
-        return ins
-    if quantity == "jvp":
-        return outs
-    rows = outs if quantity == "jacobian" else ins
-    return [f"{r}/{c}" for r in rows for c in ins]
+    return quantity_labels(prob.inputs, component_names("f", prob.out_shape), quantity)
 
 
 def find_kinks(prob, x):
@@ -213,7 +208,7 @@ def merge(reports):
         for c in rep.checks:
             key = (c.engine, c.quantity)
             cur = merged.get(key)
-            rank = {"error": 4, "mismatch": 3, "kink": 2, "ok": 1, "unavailable": 0}
+            rank = STATUS_RANK
             better = cur is None or rank[c.status] > rank[cur.status] or (
                 rank[c.status] == rank[cur.status] and (c.max_abs or 0) > (cur.max_abs or 0))
             if better:
