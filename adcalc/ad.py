@@ -1,20 +1,26 @@
 """Forward and reverse sweeps over the graph, generic in what a value is.
 
-`vjp_sweep` and `jvp_sweep` apply the rules of the primitive table to values given
-by `val(node)`.  When the values are numpy arrays the sweeps compute numbers (the
+`vjp_sweep` and `jvp_sweep` apply the rules of the table to values given by
+`val(node)`.  When the values are numpy arrays the sweeps compute numbers (the
 reverse engine's tape, the forward engine's dual numbers); when `val` is the
-identity on nodes they build derivative graphs, which can be differentiated again
-(double backprop, forward-over-forward).  Tangents and cotangents may carry leading
-batch axes: one sweep then pushes many directions.  None stands for a zero.
+identity on nodes they build derivative graphs, which can be differentiated again.
+
+Array layout: a node's value is (N,) + its nominal shape (N points); a tangent or
+cotangent is (K, N) + nominal shape (K directions), so numpy's right-aligned
+broadcasting lines the point axes up.  None stands for a zero.
 """
 import numpy as np
 
-from adcalc import ops as o
-from adcalc.primitives import MINUS, ONE, PRIMS
+from adcalc.core import MINUS, ONE, PRIMS, bind
 
 
 def active(graph, outputs, wrt):
-    """Ids (descending) of nodes that lie between the `wrt` variables and `outputs`."""
+    """(ids in descending order of the nodes between `wrt` and `outputs`, reach mask);
+    cached per (outputs, wrt): repeated sweeps at new points do only arithmetic."""
+    key = ("active", tuple(n.id for n in outputs), tuple(v.id for v in wrt))
+    hit = graph.cache.get(key)
+    if hit is not None:
+        return hit
     top = max(n.id for n in outputs)
     nodes = graph.nodes
     reach = bytearray(top + 1)
@@ -34,7 +40,14 @@ def active(graph, outputs, wrt):
             for a in nodes[i].args:
                 if reach[a.id]:
                     mark[a.id] = 1
+    graph.cache[key] = order, reach
     return order, reach
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    return a if b is None else a + b
 
 
 def vjp_sweep(graph, seeds, wrt, val):
@@ -43,7 +56,7 @@ def vjp_sweep(graph, seeds, wrt, val):
     cts = {}
     for n, s in seeds:
         if reach[n.id]:
-            cts[n.id] = o.add_opt(cts.get(n.id), s)
+            cts[n.id] = _add(cts.get(n.id), s)
     wrt_ids = {v.id for v in wrt}
     result = {}
     nodes = graph.nodes
@@ -59,7 +72,7 @@ def vjp_sweep(graph, seeds, wrt, val):
             continue
         for a, c in zip(node.args, vjp_rule(node, val, ct, [reach[a.id] for a in node.args])):
             if c is not None and reach[a.id]:
-                cts[a.id] = o.add_opt(cts.get(a.id), c)
+                cts[a.id] = _add(cts.get(a.id), c)
     return [result.get(v.id) for v in wrt]
 
 
@@ -75,21 +88,18 @@ def vjp_rule(node, val, ct, need):
         return prim.vjp(node, args, val(node), ct)
     ans = val(node)
     out = []
-    for a, f, nd in zip(node.args, prim.partials, need):
+    for f, nd in zip(prim.partials, need):
         if not nd:
             out.append(None)
             continue
         d = f(*args, ans)
-        c = ct if d is ONE else o.neg(ct) if d is MINUS else o.mul(ct, d)
-        if a.shape != node.shape:
-            c = o.sum_to(c, a.shape, node.shape)
-        out.append(c)
+        out.append(ct if d is ONE else -ct if d is MINUS else ct * d)
     return out
 
 
 def jvp_sweep(graph, outputs, tangents, val):
     """Tangents of `outputs` given {variable id: tangent}; returns a list (None = 0)."""
-    order, reach = active(graph, outputs, [graph.nodes[i] for i in tangents])
+    order, _ = active(graph, outputs, [graph.nodes[i] for i in tangents])
     tans = dict(tangents)
     nodes = graph.nodes
     for i in reversed(order):
@@ -111,32 +121,23 @@ def jvp_rule(node, val, tans):
     if kind == "linear":
         if len(tans) > 1:
             tans = _fill_zeros(node, tans)
-        return o.bind(node.op, *tans, **node.p)
+        return bind(node.op, *tans, **node.p)
     args = [val(a) for a in node.args]
     if kind == "custom":
         return prim.jvp(node, args, val(node), tans)
     ans = val(node)
-    rank = len(node.shape)
-    total, nominal = None, None
-    for a, f, t in zip(node.args, prim.partials, tans):
+    total = None
+    for f, t in zip(prim.partials, tans):
         if t is None:
             continue
         d = f(*args, ans)
-        t = o.expand(t, a.shape, rank)
-        term = t if d is ONE else o.neg(t) if d is MINUS else o.mul(t, d)
-        shp = (1,) * (rank - len(a.shape)) + a.shape
-        if d is not ONE and d is not MINUS:
-            shp = tuple(np.broadcast_shapes(shp, np.shape(d) if not o.is_node(d) else d.shape))
-        nominal = shp if nominal is None else tuple(np.broadcast_shapes(nominal, shp))
-        total = o.add_opt(total, term)
-    if nominal != node.shape:
-        total = o.broadcast(total, node.shape, nominal)
+        total = _add(total, t if d is ONE else -t if d is MINUS else t * d)
     return total
 
 
 def _fill_zeros(node, tans):
     ref = next(t for t in tans if t is not None)
-    if o.is_node(ref):
+    if hasattr(ref, "graph"):
         g = ref.graph
         return [g.const(np.zeros(a.shape)) if t is None else t for a, t in zip(node.args, tans)]
     a0 = next(a for a, t in zip(node.args, tans) if t is not None)

@@ -1,13 +1,19 @@
-"""The numpy interpreter over the graph, with a domain check at every node that has one."""
+"""The numpy interpreter over the graph, batched over points, with a domain check at every
+node that has one.  Values carry a leading axis of points: a variable's value is
+(N,) + its shape, a constant keeps its nominal shape (numpy broadcasts it)."""
 import numpy as np
 
+from adcalc.core import PRIMS
 from adcalc.errors import DomainError
 from adcalc.graph import to_text
-from adcalc.primitives import PRIMS
 
 
 def needed(graph, outputs):
-    """Ids of the ancestors of `outputs`, ascending (a topological order)."""
+    """Ids of the ancestors of `outputs`, ascending (a topological order); cached."""
+    key = ("needed", tuple(o.id for o in outputs))
+    hit = graph.cache.get(key)
+    if hit is not None:
+        return hit
     top = max(o.id for o in outputs)
     mark = bytearray(top + 1)
     for o in outputs:
@@ -17,16 +23,18 @@ def needed(graph, outputs):
         if mark[i]:
             for a in nodes[i].args:
                 mark[a.id] = 1
-    return [i for i in range(top + 1) if mark[i]]
+    out = graph.cache[key] = [i for i in range(top + 1) if mark[i]]
+    return out
 
 
-def evaluate(graph, outputs, env, check=True, dtype=float):
-    # `check` is a bool or the largest node id to check (the nodes of f itself: a
-    # derivative graph's own division by zero is a non-finite result, not a domain error)
-    """Values of every node that `outputs` need; `env` maps variable name -> array.
+def evaluate(graph, outputs, env, check=True, dtype=float, bad=None):
+    """Values of every node that `outputs` need; `env` maps variable name -> (N,) + shape.
 
-    Returns a list indexed by node id (None for nodes not needed).  With `check`, a
-    point outside a primitive's domain raises DomainError naming the sub-expression.
+    Returns a list indexed by node id (None for nodes not needed).  `check` is a bool
+    or the largest node id to check (the nodes of f itself: a derivative graph's own
+    division by zero is a non-finite result, not a domain error).  Outside a record's
+    domain: DomainError naming the sub-expression, or, when `bad` is a dict, the
+    message is recorded for each offending point {row: message} and evaluation goes on.
     """
     nodes = graph.nodes
     vals = [None] * len(nodes)
@@ -45,9 +53,21 @@ def evaluate(graph, outputs, env, check=True, dtype=float):
             prim = PRIMS[op]
             args = [vals[a.id] for a in node.args]
             if prim.domain is not None and i <= limit:
-                ok, msg = prim.domain
-                if not np.all(ok(*args)):
-                    raise DomainError(f"{msg} in '{to_text(node)}'")
+                ok = prim.domain[0](*args)
+                if not np.all(ok):
+                    if bad is None:
+                        raise DomainError(f"{prim.domain[1]} in '{to_text(node)}'")
+                    _record(bad, ok, node, prim.domain[1])
             impl = prim.cimpl if cplx and prim.cimpl is not None else prim.impl
             vals[i] = impl(*args, **node.p) if node.p else impl(*args)
     return vals
+
+
+def _record(bad, ok, node, message):
+    ok = np.asarray(ok)
+    rows = ok.reshape(ok.shape[0], -1).all(axis=1) if ok.ndim > len(node.shape) else np.full(1, bool(ok.all()))
+    text = None
+    for r in np.flatnonzero(~rows):
+        if int(r) not in bad:
+            text = text or f"{message} in '{to_text(node)}'"
+            bad[int(r)] = text

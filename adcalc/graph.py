@@ -1,24 +1,27 @@
 """The expression graph: a hash-consed DAG of `Node`s, numbered in topological order.
 
 `Graph.apply` is the only way to make an operation node.  It converts plain numbers
-to constant nodes, folds constants, applies a few algebraic identities (x*1, x+0,
---x, ...), infers the output shape from the primitive's shape rule and returns an
-existing node when an identical one was made before (common subexpressions are
-shared).  Because arguments always exist before the node that uses them, node ids
-are a topological order: sweeps are plain loops, never recursion.
+to constant nodes, makes broadcasting explicit (a non-constant argument of a
+pointwise op whose shape differs from the result's goes through a `broadcast` node,
+so values carrying leading axes of points never broadcast along the wrong axis),
+folds constants, applies a few algebraic identities (x*1, x+0, --x, ...), infers
+the output shape from the record's shape rule and returns an existing node when an
+identical one was made before (common subexpressions are shared).  Arguments exist
+before the node that uses them, so node ids are a topological order: sweeps are
+plain loops, never recursion.
 """
 import numpy as np
 
+from adcalc.core import PRIMS, Traced
 from adcalc.errors import DomainError, InputError
-from adcalc.primitives import PRIMS
 
 
-class Node:
-    __slots__ = ("graph", "op", "args", "p", "shape", "id", "value", "label", "depends")
+class Node(Traced):
+    __slots__ = ("graph", "op", "args", "p", "shape", "id", "value", "span", "depends")
 
     def __init__(self, graph, op, args, p, shape, value=None):
         self.graph, self.op, self.args, self.p, self.shape = graph, op, args, p, shape
-        self.value, self.label = value, None
+        self.value, self.span = value, None
         self.depends = op == "var" or any(a.depends for a in args)
         self.id = len(graph.nodes)
 
@@ -29,6 +32,14 @@ class Node:
     @property
     def ndim(self):
         return len(self.shape)
+
+    @property
+    def label(self):
+        """The user's own text for this node (made from a span only when asked)."""
+        if self.span is None:
+            return None
+        text, start, end = self.span
+        return text[start:end]
 
     def __repr__(self):
         return f"Node({self.id}, {self.op}, {self.shape})"
@@ -83,9 +94,14 @@ class Graph:
     def apply(self, name, args, params):
         prim = PRIMS[name]
         args = tuple(self.lift(a) for a in args)
-        if prim.kind in ("linear", "custom") and "src" in params:
+        if "src" in params and prim.kind in ("linear", "custom"):
             params = dict(params, src=args[0].shape)
+        if "srcs" in params:
+            params = dict(params, srcs=tuple(a.shape for a in args))
         shape = self._shape(prim, args, params)
+        if prim.pointwise and any(a.shape != shape and a.op != "const" for a in args):
+            args = tuple(a if a.shape == shape or a.op == "const"
+                         else self.apply("broadcast", (a,), {"shape": shape, "src": a.shape}) for a in args)
         simple = _simplify(self, name, args, params, shape)
         if simple is not None:
             return simple
@@ -108,7 +124,9 @@ class Graph:
         vals = [a.value for a in args]
         if prim.domain is not None and self.strict:
             ok, msg = prim.domain
-            if not np.all(ok(*vals)):
+            with np.errstate(all="ignore"):
+                inside = np.all(ok(*vals))
+            if not inside:
                 raise DomainError(f"{msg} in the constant '{to_text(Node(self, prim.name, args, params, shape))}'")
         with np.errstate(all="ignore"):
             value = np.asarray(prim.impl(*vals, **params), dtype=float)
@@ -146,6 +164,10 @@ def _simplify(g, name, args, params, shape):
             return g.const(np.ones(shape))
     elif name == "neg" and args[0].op == "neg":
         return args[0].args[0]
+    elif name == "select" and args[0].op == "const" and args[0].value.size \
+            and (np.all(args[0].value != 0) or np.all(args[0].value == 0)):
+        pick = args[1] if np.all(args[0].value != 0) else args[2]
+        return pick if pick.shape == shape else g.apply("broadcast", (pick,), {"shape": shape, "src": pick.shape})
     elif name in ("sum_to", "broadcast", "reshape") and params["shape"] == args[0].shape:
         return args[0]
     elif name == "reshape" and args[0].op == "reshape":
@@ -155,7 +177,7 @@ def _simplify(g, name, args, params, shape):
 
 # ---- printing -----------------------------------------------------------------------
 def to_text(node, limit=200):
-    """Infix text of a node; the parser's own text when the node came from user input."""
+    """Infix text of a node; the user's own text when the node came from user input."""
     out = _text(node, 12)
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
@@ -168,7 +190,7 @@ def _fmt_const(v):
 
 
 def _text(node, depth):
-    if node.label is not None:
+    if node.span is not None:
         return node.label
     if node.op == "var":
         return node.p["name"]
@@ -188,6 +210,10 @@ def _text(node, depth):
         return f"{parts[0]}.T"
     if node.op == "stack":
         return f"[{', '.join(parts)}]"
+    if node.op in ("broadcast", "reshape"):
+        return parts[0]
+    if node.op == "sum_to" and not node.shape:
+        return f"sum({parts[0]})"
     return f"{node.op}({', '.join(parts)})"
 
 

@@ -8,9 +8,9 @@ the whitelist below is a ParseError naming the token and its column.
 import math
 import re
 
-from adcalc import ops
+from adcalc import primitives as P
+from adcalc.core import is_traced
 from adcalc.errors import InputError, ParseError
-from adcalc.primitives import PRIMS
 
 MAX_LENGTH = 1_000_000
 MAX_DEPTH = 200
@@ -25,43 +25,7 @@ _TOKEN = re.compile(r"""
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
 
-# ---- the function whitelist -------------------------------------------------------------
-def _log(x, base=None):
-    return ops.log(x) if base is None else ops.div(ops.log(x), ops.log(base))
-
-
-def _chooser(elementwise, reduce_name):
-    def f(*xs):
-        if len(xs) == 1:
-            return ops.bind(reduce_name, xs[0])
-        out = xs[0]
-        for x in xs[1:]:
-            out = elementwise(out, x)
-        return out
-    return f
-
-
-def _size(x):
-    return x.size
-
-
-FUNCTIONS = {  # name: (min args, max args, builder)
-    name: (p.nargs, p.nargs, (lambda n: lambda *a: ops.bind(n, *a))(name))
-    for name, p in PRIMS.items()
-    if p.kind in ("elementwise", "zero")
-    and name not in ("add", "sub", "mul", "div", "neg", "eq", "step", "maximum", "minimum")
-}
-FUNCTIONS.update({
-    "log": (1, 2, _log),
-    "max": (1, None, _chooser(ops.maximum, "max")),
-    "min": (1, None, _chooser(ops.minimum, "min")),
-    "sum": (1, 1, lambda x: ops.sum_to(x, (), x.shape)),
-    "mean": (1, 1, lambda x: ops.div(ops.sum_to(x, (), x.shape), float(_size(x)))),
-    "prod": (1, 1, lambda x: ops.bind("prod", x)),
-    "logsumexp": (1, 1, lambda x: ops.bind("logsumexp", x)),
-    "norm": (1, 1, lambda x: ops.sqrt(ops.sum_to(ops.mul(x, x), (), x.shape))),
-    "dot": (2, 2, ops.matmul),
-})
+FUNCTIONS = P.FUNCTIONS  # the whitelist: names, arities and builders, all from the table
 
 
 class Ast:
@@ -98,7 +62,7 @@ class Expr:
     """A parsed expression: syntax tree, source text and the variable names it uses."""
 
     def __init__(self, text, ast, names):
-        self.text, self.ast, self.names = text, ast, names
+        self.text, self.ast, self.names = text, ast, names  # names in order of appearance
 
     def build(self, graph, shapes):
         return _build(self, graph, shapes)
@@ -124,6 +88,7 @@ _POSTFIX_BP = 50
 class _Parser:
     def __init__(self, text):
         self.text, self.toks, self.i, self.depth, self.names = text, tokenize(text), 0, 0, []
+        self.seen = set()
 
     def peek(self):
         return self.toks[self.i]
@@ -186,7 +151,8 @@ class _Parser:
                 self.fail(tok, f"{tok.text!r} is a function; call it as {tok.text}(...)")
             if tok.text in CONSTANTS:
                 return Ast("num", CONSTANTS[tok.text], [], tok.col, end)
-            if tok.text not in self.names:
+            if tok.text not in self.seen:
+                self.seen.add(tok.text)
                 self.names.append(tok.text)
             return Ast("var", tok.text, [], tok.col, end)
         if tok.text in ("-", "+"):
@@ -226,7 +192,7 @@ class _Parser:
             self.fail(name_tok, f"unknown function {name!r}")
         self.next()
         args = self.items(")")
-        lo, hi, _ = FUNCTIONS[name]
+        lo, hi = FUNCTIONS[name].arity
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = str(lo) if lo == hi else (f"{lo} or more" if hi is None else f"{lo} to {hi}")
             self.fail(name_tok, f"{name} takes {want} argument{'s' if want != '1' else ''}, not {len(args)}")
@@ -297,8 +263,8 @@ def _build(expr, graph, shapes):
                 continue
             kids = [done.pop() for _ in ast.kids][::-1]
             node = _make(graph, ast, kids, shapes, text)
-            if ops.is_node(node) and node.label is None and node.op not in ("var", "const"):
-                node.label = text[ast.start:ast.end]
+            if is_traced(node) and node.span is None and node.op not in ("var", "const"):
+                node.span = (text, ast.start, ast.end)
             done.append(node)
         return graph.lift(done[0])
     finally:
@@ -314,25 +280,24 @@ def _make(graph, ast, kids, shapes, text):
     where = text[ast.start:ast.end]
     try:
         if k == "bin":
-            f = {"+": ops.add, "-": ops.sub, "*": ops.mul, "/": ops.div, "**": ops.pow,
-                 "@": ops.matmul}[ast.val]
+            f = P.matmul if ast.val == "@" else (lambda a, b: P.bind(P.INFIX[ast.val], a, b))
             return f(*kids)
         if k == "neg":
-            return ops.neg(kids[0])
+            return P.neg(kids[0])
         if k == "call":
-            return FUNCTIONS[ast.val][2](*[graph.lift(x) for x in kids])
+            return FUNCTIONS[ast.val].build(*[graph.lift(x) for x in kids])
         if k == "T":
-            return ops.transpose(kids[0], kids[0].shape)
+            return P.transpose(kids[0], src=kids[0].shape) if kids[0].ndim >= 2 else kids[0]
         if k == "list":
             kids = [graph.lift(x) for x in kids]
             if len({x.shape for x in kids}) > 1:
                 raise InputError("the entries of a list must all have the same shape; got "
                                  + ", ".join(str(list(x.shape)) for x in kids))
-            return ops.stack(kids)
+            return P.stack_all(kids)
         if k == "index":
             x = kids[0]
             _check_index(ast.val, x.shape, where)
-            return ops.getitem(x, ast.val, x.shape)
+            return P.getitem(x, idx=ast.val, src=x.shape)
     except ValueError as e:
         raise InputError(f"{e} in '{where}'") from None
     except InputError as e:

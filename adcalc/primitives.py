@@ -1,58 +1,26 @@
-"""The table of primitives: every engine derives its behaviour from these records.
+"""The table: every fact about every function, one record each.
 
-A record holds the numpy implementation, the derivative rule(s) written with the
-polymorphic op namespace (so a rule applied to graph nodes builds a graph that can
-be differentiated again), the SymPy counterpart, the C/CUDA spelling, the domain
-and the convention at kinks.  Adding a function is adding one record here.
+A record (core.Primitive) holds the numpy implementation (taking leading axes of
+points and directions: reductions and structural ops are told their operand's
+nominal shape `src`), the derivative rules written with the op functions of this
+module (so a rule applied to graph nodes builds a graph that differentiates
+again), the SymPy counterpart, the C spelling, the parser's spellings and arity,
+the domain, the kink predicate with its convention, whether complex step may
+difference it, and a line of documentation.  `FUNCTIONS` adds the parser's sugar
+(sum, mean, norm, dot, prod, log with a base, n-ary max/min), built from records.
+Adding a function is one record here; engines, parser, verify, docs and the tests
+read it from the table.
 
-Rule kinds (after JAX's ad.py):
-  partials   elementwise op: one function per argument, f(*args, ans) -> dans/darg;
-             ONE and MINUS stand for the constants 1 and -1 (no multiply is emitted).
-  linear     structural op, linear in its arguments: `transpose(ct, node)` gives the
-             cotangent of each argument; forward mode applies the op to tangents.
-  custom     `jvp(node, vals, ans, tans)` and `vjp(node, vals, ans, ct)`.
-  zero       piecewise constant (sign, step, eq): derivative 0 everywhere it exists.
-
-Implementations of structural ops accept leading batch axes, so tangents and
-cotangents of many directions travel through them at once.
+Rule kinds (after JAX's ad.py): partials (elementwise; ONE and MINUS skip the
+multiply), zero (piecewise constant), linear (a transpose rule) and custom.
 """
 import math
 
 import numpy as np
 
+from adcalc.core import MINUS, ONE, PRIMS, bind, is_traced, register
 
-
-class Unit(float):
-    """The constants 1 and -1 returned by a partial: the sweep skips the multiply."""
-
-
-ONE, MINUS = Unit(1.0), Unit(-1.0)
-
-
-class Primitive:
-    __slots__ = ("name", "nargs", "impl", "kind", "partials", "transpose", "jvp", "vjp",
-                 "shape", "sympy", "c", "domain", "kink", "sample", "analytic", "cimpl",
-                 "infix", "prec")
-
-    def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
-                 jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
-                 sample="real", analytic=True, cimpl=None, infix=None, prec=None):
-        self.name, self.nargs, self.impl, self.kind = name, nargs, impl, kind
-        self.partials, self.transpose, self.jvp, self.vjp = partials, transpose, jvp, vjp
-        self.shape, self.sympy, self.c, self.domain, self.kink = shape, sympy, c, domain, kink
-        self.sample, self.analytic, self.cimpl = sample, analytic, cimpl
-        self.infix, self.prec = infix, prec
-
-    def __repr__(self):
-        return f"Primitive({self.name!r})"
-
-
-PRIMS = {}
-
-
-def prim(name, nargs, impl, **kw):
-    PRIMS[name] = p = Primitive(name, nargs, impl, **kw)
-    return p
+LN2, LN10, TWO_OVER_SQRTPI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
 
 
 def _vec(f):
@@ -96,249 +64,180 @@ def _cbrt_c(z):
     return np.where(np.real(z) >= 0, z ** (1 / 3), -((-z) ** (1 / 3)))
 
 
-LN2, LN10, TWO_OVER_SQRTPI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
-def _r(x):
-    return o.div(1.0, x)
+def _f(b):
+    return np.asarray(b, dtype=float)
 
 
+def _zero_at(i=0):
+    return lambda *a, **p: a[i] == 0
 
-# ---- elementwise, binary -------------------------------------------------------------
-prim("add", 2, np.add, partials=(lambda x, y, a: ONE, lambda x, y, a: ONE),
-     sympy=lambda s, x, y: x + y, c="({0} + {1})", infix="+", prec=1)
-prim("sub", 2, np.subtract, partials=(lambda x, y, a: ONE, lambda x, y, a: MINUS),
-     sympy=lambda s, x, y: x - y, c="({0} - {1})", infix="-", prec=1)
-prim("mul", 2, np.multiply, partials=(lambda x, y, a: y, lambda x, y, a: x),
-     sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2)
-prim("div", 2, np.divide,
-     partials=(lambda x, y, a: _r(y), lambda x, y, a: o.neg(o.div(a, y))),
-     sympy=lambda s, x, y: x / y, c="({0} / {1})", infix="/", prec=2,
-     domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
+
+# ---- comparisons and select (rules of piecewise functions are written with them) ------------
+eq = register("eq", 2, lambda x, y: _f(x == y), kind="zero",
+              sympy=lambda s, x, y: s.Piecewise((1, s.Eq(x, y)), (0, True)),
+              c="(({0}) == ({1}) ? 1.0 : 0.0)", complex_ok=False)
+gt = register("gt", 2, lambda x, y: _f(np.real(x) > np.real(y)), kind="zero",
+              sympy=lambda s, x, y: s.Piecewise((1, s.Gt(x, y)), (0, True)),
+              c="(({0}) > ({1}) ? 1.0 : 0.0)", complex_ok=False)
+ge = register("ge", 2, lambda x, y: _f(np.real(x) >= np.real(y)), kind="zero",
+              sympy=lambda s, x, y: s.Piecewise((1, s.Ge(x, y)), (0, True)),
+              c="(({0}) >= ({1}) ? 1.0 : 0.0)", complex_ok=False)
+
+
+def _select_jvp(node, vals, ans, tans):
+    _, ta, tb = tans
+    if ta is None and tb is None:
+        return None
+    return select(vals[0], 0.0 if ta is None else ta, 0.0 if tb is None else tb)
+
+
+def _select_vjp(node, vals, ans, ct):
+    c = vals[0]
+    return None, select(c, ct, 0.0), select(c, 0.0, ct)
+
+
+# select(c, a, b): a where c != 0, else b; only the chosen side's tangent passes (no 0*inf)
+select = register("select", 3, lambda c, a, b: np.where(c != 0, a, b), kind="custom",
+                  pointwise=True, jvp=_select_jvp, vjp=_select_vjp,
+                  sympy=lambda s, c, a, b: s.Piecewise((a, s.Ne(c, 0)), (b, True)),
+                  c="(({0}) != 0.0 ? ({1}) : ({2}))", complex_ok=False)
+
+# ---- elementwise, binary ----------------------------------------------------------------------
+add = register("add", 2, np.add, partials=(lambda x, y, a: ONE, lambda x, y, a: ONE),
+               sympy=lambda s, x, y: x + y, c="({0} + {1})", infix="+", prec=1)
+sub = register("sub", 2, np.subtract, partials=(lambda x, y, a: ONE, lambda x, y, a: MINUS),
+               sympy=lambda s, x, y: x - y, c="({0} - {1})", infix="-", prec=1)
+mul = register("mul", 2, np.multiply, partials=(lambda x, y, a: y, lambda x, y, a: x),
+               sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2)
+div = register("div", 2, np.divide, partials=(lambda x, y, a: 1.0 / y, lambda x, y, a: -(a / y)),
+               sympy=lambda s, x, y: x / y, c="({0} / {1})", infix="/", prec=2,
+               domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
+
+
 def _dpow_dx(x, y, a):
-    if not o.is_node(y) and np.ndim(y) == 0 and not np.iscomplexobj(y):  # numbers: short forms
+    if not is_traced(y) and np.ndim(y) == 0 and not np.iscomplexobj(y):  # numbers: short forms
         if y == 2:
-            return o.mul(2.0, x)
+            return 2.0 * x
         if y == 1:
             return ONE
-    return o.mul(y, o.pow(x, o.sub(y, 1.0)))
+    return y * x ** (y - 1.0)
 
 
-prim("pow", 2, _pow,
-     partials=(_dpow_dx,
-               lambda x, y, a: o.mul(a, o.log(x))),
-     sympy=lambda s, x, y: x ** y, c="pow({0}, {1})", infix="**", prec=4,
-     domain=(_pow_ok, "power of a negative number to a non-integer exponent, or of zero to a negative one"),
-     sample="positive")
-prim("atan2", 2, np.arctan2,
-     partials=(lambda y, x, a: o.div(x, o.add(o.mul(x, x), o.mul(y, y))),
-               lambda y, x, a: o.neg(o.div(y, o.add(o.mul(x, x), o.mul(y, y))))),
-     sympy="atan2", c="atan2({0}, {1})", analytic=False,
-     kink="atan2(0, 0) = 0 with both partials undefined (nan)")
-prim("hypot", 2, np.hypot,
-     partials=(lambda x, y, a: o.div(x, a), lambda x, y, a: o.div(y, a)),
-     sympy=lambda s, x, y: s.sqrt(x ** 2 + y ** 2), c="hypot({0}, {1})", analytic=False,
-     kink="hypot at (0, 0): partials undefined (nan)")
-# max/min tie: half of the derivative to each argument, as jax's _balanced_eq.
-prim("maximum", 2, np.maximum,
-     partials=(lambda x, y, a: o.mul(0.5, o.add(1.0, o.sign(o.sub(x, y)))),
-               lambda x, y, a: o.mul(0.5, o.sub(1.0, o.sign(o.sub(x, y))))),
-     sympy="Max", c="fmax({0}, {1})", analytic=False, kink="tie x == y: 1/2 to each side (JAX)")
-prim("minimum", 2, np.minimum,
-     partials=(lambda x, y, a: o.mul(0.5, o.sub(1.0, o.sign(o.sub(x, y)))),
-               lambda x, y, a: o.mul(0.5, o.add(1.0, o.sign(o.sub(x, y))))),
-     sympy="Min", c="fmin({0}, {1})", analytic=False, kink="tie x == y: 1/2 to each side (JAX)")
-prim("eq", 2, lambda x, y: (x == y).astype(float), kind="zero",
-     sympy=lambda s, x, y: s.Piecewise((1, s.Eq(x, y)), (0, True)),
-     c="(({0}) == ({1}) ? 1.0 : 0.0)", analytic=False)
+pow = register("pow", 2, _pow, partials=(_dpow_dx, lambda x, y, a: a * log(x)),
+               sympy=lambda s, x, y: x ** y, c="pow({0}, {1})", infix="**", prec=4,
+               spell=("pow",), sample="positive",
+               domain=(_pow_ok, "power of a negative number to a non-integer exponent, "
+                                "or of zero to a negative one"),
+               doc="x**y (also x^y); x < 0 needs an integer y")
+atan2 = register("atan2", 2, np.arctan2,
+                 partials=(lambda y, x, a: x / (x * x + y * y), lambda y, x, a: -(y / (x * x + y * y))),
+                 sympy="atan2", c="atan2({0}, {1})", complex_ok=False, spell=("atan2",),
+                 kink=(lambda y, x, a: (y == 0) & (x == 0), "atan2(0, 0) = 0; partials undefined (nan)"),
+                 doc="angle of the point (x, y): atan2(y, x)")
+hypot = register("hypot", 2, np.hypot, partials=(lambda x, y, a: x / a, lambda x, y, a: y / a),
+                 sympy=lambda s, x, y: s.sqrt(x ** 2 + y ** 2), c="hypot({0}, {1})",
+                 complex_ok=False, spell=("hypot",),
+                 kink=(lambda x, y, a: (x == 0) & (y == 0), "hypot at (0, 0): partials undefined (nan)"),
+                 doc="sqrt(x**2 + y**2) without overflow")
+# max/min tie: half of the derivative to each side, as jax's _balanced_eq
+maximum = register("maximum", 2, np.maximum,
+                   partials=(lambda x, y, a: select(gt(x, y), 1.0, select(eq(x, y), 0.5, 0.0)),
+                             lambda x, y, a: select(gt(y, x), 1.0, select(eq(x, y), 0.5, 0.0))),
+                   sympy="Max", c="fmax({0}, {1})", complex_ok=False,
+                   kink=(lambda x, y, a: x == y, "a tie x == y gives 1/2 to each side (JAX)"))
+minimum = register("minimum", 2, np.minimum,
+                   partials=(lambda x, y, a: select(gt(y, x), 1.0, select(eq(x, y), 0.5, 0.0)),
+                             lambda x, y, a: select(gt(x, y), 1.0, select(eq(x, y), 0.5, 0.0))),
+                   sympy="Min", c="fmin({0}, {1})", complex_ok=False,
+                   kink=(lambda x, y, a: x == y, "a tie x == y gives 1/2 to each side (JAX)"))
 
-# ---- elementwise, unary --------------------------------------------------------------
-prim("neg", 1, np.negative, partials=(lambda x, a: MINUS,), sympy=lambda s, x: -x,
-     c="(-{0})", infix="-", prec=3)
-prim("exp", 1, np.exp, partials=(lambda x, a: a,), sympy="exp", c="exp({0})")
-prim("expm1", 1, np.expm1, partials=(lambda x, a: o.add(a, 1.0),),
-     sympy=lambda s, x: s.exp(x) - 1, c="expm1({0})")
-prim("log", 1, np.log, partials=(lambda x, a: _r(x),), sympy="log", c="log({0})",
-     domain=(lambda x: np.real(x) > 0, "log of a non-positive number"), sample="positive")
-prim("log1p", 1, np.log1p, partials=(lambda x, a: _r(o.add(x, 1.0)),),
-     sympy=lambda s, x: s.log(1 + x), c="log1p({0})",
-     domain=(lambda x: np.real(x) > -1, "log1p of a number at or below -1"), sample="positive")
-prim("log2", 1, np.log2, partials=(lambda x, a: _r(o.mul(x, LN2)),),
-     sympy=lambda s, x: s.log(x, 2), c="log2({0})",
-     domain=(lambda x: np.real(x) > 0, "log2 of a non-positive number"), sample="positive")
-prim("log10", 1, np.log10, partials=(lambda x, a: _r(o.mul(x, LN10)),),
-     sympy=lambda s, x: s.log(x, 10), c="log10({0})",
-     domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"), sample="positive")
-prim("sqrt", 1, np.sqrt, partials=(lambda x, a: o.div(0.5, a),), sympy="sqrt", c="sqrt({0})",
-     domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
-     kink="sqrt'(0) = inf")
-prim("cbrt", 1, np.cbrt, partials=(lambda x, a: o.div(1 / 3, o.mul(a, a)),),
-     sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
-     cimpl=_cbrt_c, kink="cbrt'(0) = inf")
-prim("sin", 1, np.sin, partials=(lambda x, a: o.cos(x),), sympy="sin", c="sin({0})")
-prim("cos", 1, np.cos, partials=(lambda x, a: o.neg(o.sin(x)),), sympy="cos", c="cos({0})")
-prim("tan", 1, np.tan, partials=(lambda x, a: o.add(1.0, o.mul(a, a)),), sympy="tan",
-     c="tan({0})", sample="unit")
-prim("asin", 1, np.arcsin, partials=(lambda x, a: _r(o.sqrt(o.sub(1.0, o.mul(x, x)))),),
-     sympy="asin", c="asin({0})", sample="unit",
-     domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"))
-prim("acos", 1, np.arccos, partials=(lambda x, a: o.neg(_r(o.sqrt(o.sub(1.0, o.mul(x, x))))),),
-     sympy="acos", c="acos({0})", sample="unit",
-     domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"))
-prim("atan", 1, np.arctan, partials=(lambda x, a: _r(o.add(1.0, o.mul(x, x))),),
-     sympy="atan", c="atan({0})")
-prim("sinh", 1, np.sinh, partials=(lambda x, a: o.cosh(x),), sympy="sinh", c="sinh({0})")
-prim("cosh", 1, np.cosh, partials=(lambda x, a: o.sinh(x),), sympy="cosh", c="cosh({0})")
+# ---- elementwise, unary -----------------------------------------------------------------------
+neg = register("neg", 1, np.negative, partials=(lambda x, a: MINUS,), sympy=lambda s, x: -x,
+               c="(-{0})", infix="-", prec=3)
+exp = register("exp", 1, np.exp, partials=(lambda x, a: a,), sympy="exp", c="exp({0})",
+               spell=("exp",), doc="e**x")
+expm1 = register("expm1", 1, np.expm1, partials=(lambda x, a: a + 1.0,),
+                 sympy=lambda s, x: s.exp(x) - 1, c="expm1({0})", spell=("expm1",),
+                 doc="exp(x) - 1, accurate near 0")
+log = register("log", 1, np.log, partials=(lambda x, a: 1.0 / x,), sympy="log", c="log({0})",
+               domain=(lambda x: np.real(x) > 0, "log of a non-positive number"), sample="positive",
+               doc="natural logarithm; log(x, base) divides by log(base)")
+log1p = register("log1p", 1, np.log1p, partials=(lambda x, a: 1.0 / (x + 1.0),),
+                 sympy=lambda s, x: s.log(1 + x), c="log1p({0})", spell=("log1p",),
+                 domain=(lambda x: np.real(x) > -1, "log1p of a number at or below -1"),
+                 sample="positive", doc="log(1 + x), accurate near 0")
+log2 = register("log2", 1, np.log2, partials=(lambda x, a: 1.0 / (x * LN2),),
+                sympy=lambda s, x: s.log(x, 2), c="log2({0})", spell=("log2",),
+                domain=(lambda x: np.real(x) > 0, "log2 of a non-positive number"),
+                sample="positive", doc="base-2 logarithm")
+log10 = register("log10", 1, np.log10, partials=(lambda x, a: 1.0 / (x * LN10),),
+                 sympy=lambda s, x: s.log(x, 10), c="log10({0})", spell=("log10",),
+                 domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"),
+                 sample="positive", doc="base-10 logarithm")
+sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: 0.5 / a,), sympy="sqrt", c="sqrt({0})",
+                domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
+                spell=("sqrt",), doc="square root; its slope at 0 is infinite")
+cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: (1 / 3) / (a * a),),
+                sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
+                cimpl=_cbrt_c, spell=("cbrt",), doc="real cube root; its slope at 0 is infinite")
+sin = register("sin", 1, np.sin, partials=(lambda x, a: cos(x),), sympy="sin", c="sin({0})",
+               spell=("sin",), doc="sine (radians)")
+cos = register("cos", 1, np.cos, partials=(lambda x, a: -sin(x),), sympy="cos", c="cos({0})",
+               spell=("cos",), doc="cosine (radians)")
+tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="tan", c="tan({0})",
+               sample="unit", spell=("tan",), doc="tangent (radians)")
+asin = register("asin", 1, np.arcsin, partials=(lambda x, a: 1.0 / sqrt(1.0 - x * x),),
+                sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
+                domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
+                doc="inverse sine; infinite slope at -1 and 1")
+acos = register("acos", 1, np.arccos, partials=(lambda x, a: -(1.0 / sqrt(1.0 - x * x)),),
+                sympy="acos", c="acos({0})", sample="unit", spell=("acos",),
+                domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
+                doc="inverse cosine; infinite slope at -1 and 1")
+atan = register("atan", 1, np.arctan, partials=(lambda x, a: 1.0 / (1.0 + x * x),),
+                sympy="atan", c="atan({0})", spell=("atan",), doc="inverse tangent")
+sinh = register("sinh", 1, np.sinh, partials=(lambda x, a: cosh(x),), sympy="sinh", c="sinh({0})",
+                spell=("sinh",), doc="hyperbolic sine")
+cosh = register("cosh", 1, np.cosh, partials=(lambda x, a: sinh(x),), sympy="cosh", c="cosh({0})",
+                spell=("cosh",), doc="hyperbolic cosine")
 # tanh' and sigmoid' not as 1-a^2 and a(1-a): those cancel to 0 once a rounds to 1
-prim("tanh", 1, np.tanh, partials=(lambda x, a: o.div(1.0, o.mul(o.cosh(x), o.cosh(x))),), sympy="tanh",
-     c="tanh({0})")
-prim("asinh", 1, np.arcsinh, partials=(lambda x, a: _r(o.sqrt(o.add(o.mul(x, x), 1.0))),),
-     sympy="asinh", c="asinh({0})")
-prim("acosh", 1, np.arccosh, partials=(lambda x, a: _r(o.sqrt(o.sub(o.mul(x, x), 1.0))),),
-     sympy="acosh", c="acosh({0})", sample="ge1",
-     domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"))
-prim("atanh", 1, np.arctanh, partials=(lambda x, a: _r(o.sub(1.0, o.mul(x, x))),),
-     sympy="atanh", c="atanh({0})", sample="unit",
-     domain=(lambda x: np.abs(np.real(x)) < 1, "atanh of a number outside (-1, 1)"))
-prim("erf", 1, _vec(math.erf),
-     partials=(lambda x, a: o.mul(TWO_OVER_SQRTPI, o.exp(o.neg(o.mul(x, x)))),),
-     sympy="erf", c="erf({0})", analytic=False)
-prim("erfc", 1, _vec(math.erfc),
-     partials=(lambda x, a: o.mul(-TWO_OVER_SQRTPI, o.exp(o.neg(o.mul(x, x)))),),
-     sympy="erfc", c="erfc({0})", analytic=False)
-prim("sigmoid", 1, _sigmoid, partials=(lambda x, a: o.mul(a, o.sigmoid(o.neg(x))),),
-     sympy=lambda s, x: 1 / (1 + s.exp(-x)), c="(1.0 / (1.0 + exp(-({0}))))")
-prim("softplus", 1, _softplus, partials=(lambda x, a: o.sigmoid(x),),
-     sympy=lambda s, x: s.log(1 + s.exp(x)), c="(fmax({0}, 0.0) + log1p(exp(-fabs({0}))))")
-# abs'(0) = +1, as jax's _abs_jvp_rule (select(x >= 0, g, -g)).
-prim("abs", 1, np.abs, partials=(lambda x, a: o.sub(1.0, o.mul(2.0, o.step(o.neg(x)))),),
-     sympy="Abs", c="fabs({0})", analytic=False, kink="abs'(0) = +1 (JAX)")
-# relu'(0) = 0, as jax.nn.relu.
-prim("relu", 1, lambda x: np.maximum(x, 0.0), partials=(lambda x, a: o.step(x),),
-     sympy=lambda s, x: s.Max(x, 0), c="fmax({0}, 0.0)", analytic=False,
-     kink="relu'(0) = 0 (JAX)")
-prim("sign", 1, np.sign, kind="zero", sympy="sign", c="(({0} > 0) - ({0} < 0))",
-     analytic=False, kink="sign' = 0, also at 0 (JAX)")
-prim("step", 1, lambda x: (x > 0).astype(float), kind="zero",
-     sympy=lambda s, x: s.Heaviside(x, 0), c="({0} > 0 ? 1.0 : 0.0)", analytic=False,
-     kink="step(x) = 1 for x > 0 else 0; derivative 0")
+tanh = register("tanh", 1, np.tanh, partials=(lambda x, a: 1.0 / (cosh(x) * cosh(x)),),
+                sympy="tanh", c="tanh({0})", spell=("tanh",), doc="hyperbolic tangent")
+asinh = register("asinh", 1, np.arcsinh, partials=(lambda x, a: 1.0 / sqrt(x * x + 1.0),),
+                 sympy="asinh", c="asinh({0})", spell=("asinh",), doc="inverse hyperbolic sine")
+acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: 1.0 / sqrt(x * x - 1.0),),
+                 sympy="acosh", c="acosh({0})", sample="ge1", spell=("acosh",),
+                 domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
+                 doc="inverse hyperbolic cosine; infinite slope at 1")
+atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: 1.0 / (1.0 - x * x),),
+                 sympy="atanh", c="atanh({0})", sample="unit", spell=("atanh",),
+                 domain=(lambda x: np.abs(np.real(x)) < 1, "atanh of a number outside (-1, 1)"),
+                 doc="inverse hyperbolic tangent")
+erf = register("erf", 1, _vec(math.erf), partials=(lambda x, a: TWO_OVER_SQRTPI * exp(-(x * x)),),
+               sympy="erf", c="erf({0})", complex_ok=False, spell=("erf",), doc="error function")
+erfc = register("erfc", 1, _vec(math.erfc), partials=(lambda x, a: -TWO_OVER_SQRTPI * exp(-(x * x)),),
+                sympy="erfc", c="erfc({0})", complex_ok=False, spell=("erfc",),
+                doc="complementary error function 1 - erf(x), accurate for large x")
+sigmoid = register("sigmoid", 1, _sigmoid, partials=(lambda x, a: a * sigmoid(-x),),
+                   sympy=lambda s, x: 1 / (1 + s.exp(-x)), c="(1.0 / (1.0 + exp(-({0}))))",
+                   spell=("sigmoid",), doc="logistic function 1/(1 + exp(-x))")
+softplus = register("softplus", 1, _softplus, partials=(lambda x, a: sigmoid(x),),
+                    sympy=lambda s, x: s.log(1 + s.exp(x)),
+                    c="(fmax({0}, 0.0) + log1p(exp(-fabs({0}))))", spell=("softplus",),
+                    doc="log(1 + exp(x)) without overflow")
+abs = register("abs", 1, np.abs, partials=(lambda x, a: select(ge(x, 0.0), 1.0, -1.0),),
+               sympy="Abs", c="fabs({0})", complex_ok=False, spell=("abs",),
+               kink=(_zero_at(), "abs'(0) = +1 (JAX)"), doc="absolute value")
+relu = register("relu", 1, lambda x: np.maximum(x, 0.0), partials=(lambda x, a: select(gt(x, 0.0), 1.0, 0.0),),
+                sympy=lambda s, x: s.Max(x, 0), c="fmax({0}, 0.0)", complex_ok=False, spell=("relu",),
+                kink=(_zero_at(), "relu'(0) = 0 (JAX)"), doc="max(x, 0)")
+sign = register("sign", 1, np.sign, kind="zero", sympy="sign", c="(({0} > 0) - ({0} < 0))",
+                complex_ok=False, spell=("sign",),
+                kink=(_zero_at(), "sign' = 0, also at 0 where sign jumps (JAX)"),
+                doc="-1, 0 or 1")
 
 
-# ---- reductions with their own rules --------------------------------------------------
-def _prod_others(x, src):
-    """Product of all other entries, computed without dividing (exact with zeros)."""
-    lead = np.ndim(x) - len(src)
-    flat = np.reshape(x, np.shape(x)[:lead] + (-1,))
-    ones = np.ones(flat.shape[:-1] + (1,), dtype=flat.dtype)
-    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-    right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-    return np.reshape(left * right, np.shape(x))
-
-
-def _prod_vjp(node, vals, ans, ct):
-    (x,) = vals
-    src = node.args[0].shape
-    return (o.mul(o.expand(ct, (), len(src)), o.prod_others(x, src)),)
-
-
-def _prod_jvp(node, vals, ans, tans):
-    (x,), (t,) = vals, tans
-    src = node.args[0].shape
-    return o.sum_to(o.mul(t, o.prod_others(x, src)), (), src)
-
-
-prim("prod", 1, lambda x: np.prod(x, axis=None) if np.ndim(x) else x * 1.0, kind="custom",
-     jvp=_prod_jvp, vjp=_prod_vjp, shape=lambda shapes: (),
-     sympy=lambda s, x: s.Mul(*x) if isinstance(x, list) else x, c=None)
-
-
-def _po_vjp(node, vals, ans, ct):
-    # d(prod of others)_i / dx_j = prod of all but i and j; written via (P - x_j*po_j)/x_j
-    # is undefined at zeros, so second derivatives of prod at a zero entry are nan.
-    (x,) = vals
-    src = node.args[0].shape
-    s = o.sum_to(o.mul(ct, ans), (), src)
-    return (o.div(o.sub(o.expand(s, (), len(src)), o.mul(ct, ans)), x),)
-
-
-def _po_jvp(node, vals, ans, tans):
-    (x,), (t,) = vals, tans
-    src = node.args[0].shape
-    s = o.sum_to(o.mul(t, ans), (), src)
-    return o.div(o.sub(o.expand(s, (), len(src)), o.mul(t, ans)), x)
-
-
-prim("prod_others", 1, _prod_others, kind="custom", jvp=_po_jvp, vjp=_po_vjp,
-     shape=lambda shapes, src: shapes[0], c=None, sympy=None,
-     kink="second derivatives of prod at a zero entry are nan")
-
-
-def _chooser_vjp(node, vals, ans, ct):
-    # tie: the derivative is averaged over the tied entries (JAX _reduce_chooser_jvp_rule)
-    (x,) = vals
-    src = node.args[0].shape
-    mask = o.eq(x, ans)
-    return (o.mul(o.expand(ct, (), len(src)), o.div(mask, o.sum_to(mask, (), src))),)
-
-
-def _chooser_jvp(node, vals, ans, tans):
-    (x,), (t,) = vals, tans
-    src = node.args[0].shape
-    mask = o.eq(x, ans)
-    return o.div(o.sum_to(o.mul(t, mask), (), src), o.sum_to(mask, (), src))
-
-
-prim("max", 1, lambda x: np.max(x) if np.ndim(x) else x * 1.0, kind="custom",
-     jvp=_chooser_jvp, vjp=_chooser_vjp, shape=lambda shapes: (),
-     sympy=lambda s, x: s.Max(*x) if isinstance(x, list) else x, c=None, analytic=False,
-     kink="tie: derivative averaged over the tied entries (JAX)")
-prim("min", 1, lambda x: np.min(x) if np.ndim(x) else x * 1.0, kind="custom",
-     jvp=_chooser_jvp, vjp=_chooser_vjp, shape=lambda shapes: (),
-     sympy=lambda s, x: s.Min(*x) if isinstance(x, list) else x, c=None, analytic=False,
-     kink="tie: derivative averaged over the tied entries (JAX)")
-
-
-def _lse(x):
-    if np.ndim(x) == 0:
-        return x * 1.0
-    m = np.max(np.real(x))
-    if not np.isfinite(m):
-        m = 0.0
-    return m + np.log(np.sum(np.exp(x - m)))
-
-
-def _lse_vjp(node, vals, ans, ct):
-    (x,) = vals
-    src = node.args[0].shape
-    return (o.mul(o.expand(ct, (), len(src)), o.exp(o.sub(x, ans))),)
-
-
-def _lse_jvp(node, vals, ans, tans):
-    (x,), (t,) = vals, tans
-    return o.sum_to(o.mul(t, o.exp(o.sub(x, ans))), (), node.args[0].shape)
-
-
-prim("logsumexp", 1, _lse, kind="custom", jvp=_lse_jvp, vjp=_lse_vjp,
-     shape=lambda shapes: (),
-     sympy=lambda s, x: s.log(s.Add(*[s.exp(v) for v in x])) if isinstance(x, list) else x,
-     c=None)
-
-
-# ---- matrix product (bilinear, 2-D x 2-D; ops.matmul reshapes vectors) -----------------
-def _mm_shape(shapes):
-    (p, q), (q2, r) = shapes
-    if q != q2:
-        raise ValueError(f"matrix product of shapes {shapes[0]} and {shapes[1]}")
-    return (p, r)
-
-
-prim("matmul", 2, np.matmul, kind="custom", shape=_mm_shape,
-     jvp=lambda node, v, ans, t: o.add_opt(None if t[0] is None else o.mm(t[0], v[1]),
-                                           None if t[1] is None else o.mm(v[0], t[1])),
-     vjp=lambda node, v, ans, ct: (o.mm(ct, o.transpose(v[1], node.args[1].shape)),
-                                   o.mm(o.transpose(v[0], node.args[0].shape), ct)),
-     sympy=lambda s, a, b: a * b, c=None, infix="@", prec=2)
-
-
-# ---- structural, linear ---------------------------------------------------------------
+# ---- structural ops: linear; they take the nominal shape `src` of their operand ---------------
 def _lead(x, src):
     return np.ndim(x) - len(src)
 
@@ -378,8 +277,12 @@ def _getitem(x, idx, src):
     return np.asarray(x)[_full_index(idx, src)]
 
 
+def _index_shape(shapes, idx, src):
+    return np.empty(shapes[0], dtype=np.int8)[tuple(idx)].shape
+
+
 def _scatter(x, idx, shape):
-    lead = np.ndim(x) - len(np.empty(shape)[tuple(idx)].shape) if shape else np.ndim(x)
+    lead = np.ndim(x) - len(_index_shape([shape], idx, shape))
     out = np.zeros(np.shape(x)[:lead] + tuple(shape), dtype=np.result_type(x, float))
     out[_full_index(idx, shape)] = x
     return out
@@ -390,38 +293,248 @@ def _stack(*xs, src):
     return np.stack(xs, axis=np.ndim(xs[0]) - len(src))
 
 
-def _index_shape(shapes, idx, src):
-    return np.empty(shapes[0], dtype=np.int8)[tuple(idx)].shape
+def _concat(*xs, srcs):
+    xs = [np.asarray(x) for x in xs]
+    lead = np.broadcast_shapes(*[np.shape(x)[:_lead(x, s)] for x, s in zip(xs, srcs)])
+    return np.concatenate([np.broadcast_to(x, lead + tuple(s)) for x, s in zip(xs, srcs)], axis=len(lead))
 
 
-prim("sum_to", 1, _sum_to, kind="linear", shape=lambda shapes, shape, src: tuple(shape),
-     transpose=lambda ct, node: (o.broadcast(ct, node.args[0].shape, node.shape),),
-     sympy=None, c=None)
-prim("broadcast", 1, _broadcast, kind="linear", shape=lambda shapes, shape, src: tuple(shape),
-     transpose=lambda ct, node: (o.sum_to(ct, node.args[0].shape, node.shape),),
-     sympy=None, c=None)
-prim("reshape", 1, _reshape, kind="linear", shape=lambda shapes, shape, src: tuple(shape),
-     transpose=lambda ct, node: (o.reshape(ct, node.args[0].shape, node.shape),),
-     sympy=None, c=None)
-prim("transpose", 1, _transpose, kind="linear", shape=lambda shapes, src: tuple(src[::-1]),
-     transpose=lambda ct, node: (o.transpose(ct, node.shape),), sympy=None, c=None)
-prim("getitem", 1, _getitem, kind="linear", shape=_index_shape,
-     transpose=lambda ct, node: (o.scatter(ct, node.p["idx"], node.args[0].shape),),
-     sympy=None, c=None)
-prim("scatter", 1, _scatter, kind="linear", shape=lambda shapes, idx, shape: tuple(shape),
-     transpose=lambda ct, node: (o.getitem(ct, node.p["idx"], node.shape),), sympy=None, c=None)
-prim("stack", None, _stack, kind="linear", shape=lambda shapes, src: (len(shapes),) + tuple(src),
-     transpose=lambda ct, node: tuple(o.getitem(ct, (i,), node.shape) for i in range(len(node.args))),
-     sympy=None, c=None)
+def _concat_t(ct, node):
+    out, pos = [], 0
+    for a in node.args:
+        out.append(getitem(ct, idx=(slice(pos, pos + a.shape[0]),), src=node.shape))
+        pos += a.shape[0]
+    return tuple(out)
 
-ELEMENTWISE = tuple(n for n, p in PRIMS.items() if p.kind in ("elementwise", "zero"))
+
+sum_to = register("sum_to", 1, _sum_to, kind="linear", shape=lambda shapes, shape, src: tuple(shape),
+                  transpose=lambda ct, node: (broadcast(ct, shape=node.args[0].shape, src=node.shape),))
+broadcast = register("broadcast", 1, _broadcast, kind="linear",
+                     shape=lambda shapes, shape, src: tuple(shape),
+                     transpose=lambda ct, node: (sum_to(ct, shape=node.args[0].shape, src=node.shape),))
+reshape = register("reshape", 1, _reshape, kind="linear", shape=lambda shapes, shape, src: tuple(shape),
+                   transpose=lambda ct, node: (reshape(ct, shape=node.args[0].shape, src=node.shape),))
+transpose = register("transpose", 1, _transpose, kind="linear", shape=lambda shapes, src: tuple(src[::-1]),
+                     transpose=lambda ct, node: (transpose(ct, src=node.shape),))
+getitem = register("getitem", 1, _getitem, kind="linear", shape=_index_shape,
+                   transpose=lambda ct, node: (scatter(ct, idx=node.p["idx"], shape=node.args[0].shape),))
+scatter = register("scatter", 1, _scatter, kind="linear", shape=lambda shapes, idx, shape: tuple(shape),
+                   transpose=lambda ct, node: (getitem(ct, idx=node.p["idx"], src=node.shape),))
+stack = register("stack", None, _stack, kind="linear",
+                 shape=lambda shapes, src: (len(shapes),) + tuple(src),
+                 transpose=lambda ct, node: tuple(getitem(ct, idx=(i,), src=node.shape)
+                                                  for i in range(len(node.args))))
+concat = register("concat", None, _concat, kind="linear",
+                  shape=lambda shapes, srcs: (sum(s[0] for s in shapes),), transpose=_concat_t)
+
+
+def expand(t, src, rank):
+    """Insert axes after the leading (batch) axes of array `t` so its nominal rank becomes
+    `rank`; nodes need no such help (the graph broadcasts by nominal shapes)."""
+    if is_traced(t) or len(src) >= rank:
+        return t
+    lead = np.ndim(t) - len(src)
+    return np.reshape(t, np.shape(t)[:lead] + (1,) * (rank - len(src)) + tuple(src))
+
+
+# ---- reductions with their own rules ------------------------------------------------------------
+def _axes(x, src):
+    return tuple(range(_lead(x, src), np.ndim(x)))
+
+
+def _chooser(reduce):
+    return lambda x, src: reduce(x, axis=_axes(x, src)) if src else x * 1.0
+
+
+def _tie_weights(x, ans, src):
+    """Weights of the entries equal to the result: averaged over ties (JAX)."""
+    mask = eq(x, expand(ans, (), len(src)))
+    return mask / expand(sum_to(mask, shape=(), src=src), (), len(src))
+
+
+def _chooser_vjp(node, vals, ans, ct):
+    src = node.args[0].shape
+    return (expand(ct, (), len(src)) * _tie_weights(vals[0], ans, src),)
+
+
+def _chooser_jvp(node, vals, ans, tans):
+    src = node.args[0].shape
+    return sum_to(tans[0] * _tie_weights(vals[0], ans, src), shape=(), src=src)
+
+
+def _tie(x, ans, src):
+    return np.sum(x == expand(ans, (), len(src)), axis=_axes(x, src)) > 1
+
+
+def _reduction_sympy(f):
+    return lambda s, x: f(s, x) if isinstance(x, list) else x
+
+
+register("max", 1, _chooser(np.max), kind="custom", jvp=_chooser_jvp, vjp=_chooser_vjp,
+         shape=lambda shapes, src: (), sympy=_reduction_sympy(lambda s, x: s.Max(*x)), complex_ok=False,
+         kink=(lambda x, ans, src: _tie(x, ans, src), "a tie averages the derivative over the tied entries (JAX)"),
+         params=("src",))
+register("min", 1, _chooser(np.min), kind="custom", jvp=_chooser_jvp, vjp=_chooser_vjp,
+         shape=lambda shapes, src: (), sympy=_reduction_sympy(lambda s, x: s.Min(*x)), complex_ok=False,
+         kink=(lambda x, ans, src: _tie(x, ans, src), "a tie averages the derivative over the tied entries (JAX)"),
+         params=("src",))
+
+
+def _lse(x, src):
+    if not src:
+        return x * 1.0
+    axes = _axes(x, src)
+    m = np.max(np.real(x), axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.reshape(m, np.shape(m)[:_lead(x, src)]) + np.log(np.sum(np.exp(x - m), axis=axes))
+
+
+def _lse_vjp(node, vals, ans, ct):
+    src = node.args[0].shape
+    return (expand(ct, (), len(src)) * exp(vals[0] - expand(ans, (), len(src))),)
+
+
+def _lse_jvp(node, vals, ans, tans):
+    src = node.args[0].shape
+    return sum_to(tans[0] * exp(vals[0] - expand(ans, (), len(src))), shape=(), src=src)
+
+
+logsumexp = register("logsumexp", 1, _lse, kind="custom", jvp=_lse_jvp, vjp=_lse_vjp,
+                     shape=lambda shapes, src: (), spell=("logsumexp",), params=("src",),
+                     sympy=_reduction_sympy(lambda s, x: s.log(s.Add(*[s.exp(v) for v in x]))),
+                     doc="log(sum(exp(x))) without overflow")
+
+
+# ---- matrix product (bilinear, 2-D x 2-D; matmul() below reshapes vectors) ---------------------
+def _mm_shape(shapes):
+    (p, q), (q2, r) = shapes
+    if q != q2:
+        raise ValueError(f"matrix product of shapes {list(shapes[0])} and {list(shapes[1])}")
+    return (p, r)
+
+
+def _mm_jvp(node, v, ans, t):
+    a = None if t[0] is None else mm(t[0], v[1])
+    b = None if t[1] is None else mm(v[0], t[1])
+    return b if a is None else a if b is None else a + b
+
+
+register("matmul", 2, np.matmul, kind="custom", shape=_mm_shape, jvp=_mm_jvp,
+         vjp=lambda node, v, ans, ct: (mm(ct, transpose(v[1], src=node.args[1].shape)),
+                                       mm(transpose(v[0], src=node.args[0].shape), ct)),
+         sympy=lambda s, a, b: a * b, infix="@", prec=2)
+
+
+def mm(a, b):
+    return bind("matmul", a, b)
+
+
+# ---- helpers over the records (shape-aware; used by rules, parser and engines) -----------------
+def shape_of(x):
+    return x.shape if is_traced(x) else np.shape(x)
+
+
+def matmul(a, b):
+    """numpy's matmul/dot for operands of rank 0, 1 or 2, built from the 2-D primitive."""
+    sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
+    if not sa or not sb:
+        return a * b
+    if len(sa) > 2 or len(sb) > 2:
+        raise ValueError("matrix products of arrays of rank above 2 are not supported")
+    a2 = reshape(a, shape=(1,) + sa, src=sa) if len(sa) == 1 else a
+    b2 = reshape(b, shape=sb + (1,), src=sb) if len(sb) == 1 else b
+    out = mm(a2, b2)
+    shape = sa[:-1] + sb[1:]
+    return reshape(out, shape=shape, src=shape_of(out)) if len(sa) == 1 or len(sb) == 1 else out
+
+
+def total(x):
+    return sum_to(x, shape=(), src=shape_of(x))
+
+
+def stack_all(xs):
+    """Stack equally shaped (or broadcastable) values along a new first axis."""
+    shapes = [tuple(shape_of(x)) for x in xs]
+    src = tuple(np.broadcast_shapes(*shapes))
+    xs = [broadcast(x, shape=src, src=s) if s != src else x for x, s in zip(xs, shapes)]
+    return stack(*xs, src=src)
+
+
+def product(x):
+    """prod(x) as a balanced tree of multiplications over halves of the entries: division-free,
+    so every derivative of every order is exact, also at zero or subnormal entries."""
+    shape = tuple(shape_of(x))
+    if not shape:
+        return x * 1.0
+    n = int(np.prod(shape))
+    if n == 0:
+        return 1.0
+    if len(shape) > 1:
+        x = reshape(x, shape=(n,), src=shape)
+    while n > 1:
+        half = n // 2
+        pairs = getitem(x, idx=(slice(0, 2 * half, 2),), src=(n,)) * \
+            getitem(x, idx=(slice(1, 2 * half, 2),), src=(n,))
+        if n % 2:
+            pairs = concat(pairs, getitem(x, idx=(slice(n - 1, n),), src=(n,)), srcs=((half,), (1,)))
+        x, n = pairs, half + n % 2
+    return reshape(x, shape=(), src=(1,))
+
+
+def _nary(elementwise, reduction):
+    def f(*xs):
+        if len(xs) == 1:
+            return bind(reduction, xs[0], src=tuple(shape_of(xs[0])))
+        out = xs[0]
+        for x in xs[1:]:
+            out = elementwise(out, x)
+        return out
+    return f
+
+
+class Function:
+    """A name the parser accepts: a record's op, or sugar built from records."""
+
+    __slots__ = ("name", "arity", "build", "doc", "kink")
+
+    def __init__(self, name, arity, build, doc, kink=None):
+        self.name, self.arity, self.build, self.doc, self.kink = name, arity, build, doc, kink
+
+
+FUNCTIONS = {}
+for _p in PRIMS.values():
+    for _s in _p.spell:
+        FUNCTIONS[_s] = Function(_s, _p.arity, (lambda n: lambda *a: bind(n, *a, **(
+            {"src": tuple(shape_of(a[0]))} if "src" in PRIMS[n].params else {})))(_p.name),
+            _p.doc, _p.kink[1] if _p.kink else None)
+
+
+def _sugar(name, arity, build, doc, kink=None):
+    FUNCTIONS[name] = Function(name, arity, build, doc, kink)
+
+
+_sugar("log", (1, 2), lambda x, base=None: log(x) if base is None else log(x) / log(base),
+       PRIMS["log"].doc)
+_sugar("max", (1, None), _nary(maximum, "max"),
+       "max(x) of an array's entries; max(a, b, ...) entry by entry",
+       "a tie gives 1/2 to each side; in max(x) the tied entries share the derivative (JAX)")
+_sugar("min", (1, None), _nary(minimum, "min"),
+       "min(x) of an array's entries; min(a, b, ...) entry by entry",
+       "a tie gives 1/2 to each side; in min(x) the tied entries share the derivative (JAX)")
+_sugar("sum", (1, 1), total, "sum of the entries")
+_sugar("mean", (1, 1), lambda x: total(x) / float(max(1, int(np.prod(shape_of(x))))),
+       "mean of the entries")
+_sugar("prod", (1, 1), product, "product of the entries (exact derivatives of every order, also at 0)")
+_sugar("norm", (1, 1), lambda x: sqrt(total(x * x)), "Euclidean norm sqrt(sum(x**2))")
+_sugar("dot", (2, 2), matmul, "dot product, matrix-vector or matrix product (as numpy.dot)")
+
+INFIX = {p.infix: p.name for p in PRIMS.values() if p.infix and p.nargs == 2}
 
 for _p in PRIMS.values():  # completeness: every record can be evaluated and differentiated
     assert _p.impl is not None, _p.name
     assert {"elementwise": _p.partials, "linear": _p.transpose, "zero": True,
             "custom": _p.jvp and _p.vjp}[_p.kind], _p.name
-    if _p.kind in ("elementwise", "zero"):
+    if _p.pointwise:
         assert _p.c and _p.sympy, _p.name
-        assert _p.kind == "zero" or len(_p.partials) == _p.nargs, _p.name
-
-from adcalc import ops as o  # noqa: E402 (last: ops reads the finished PRIMS table)
+        assert _p.kind != "elementwise" or len(_p.partials) == _p.nargs, _p.name
+    assert not _p.spell or _p.doc, _p.name

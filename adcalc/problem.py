@@ -1,29 +1,34 @@
-"""A derivative problem: parsed expressions, ordered variables, their shapes, a point."""
+"""A derivative problem: parsed expressions, ordered variables, their shapes, a point.
+
+Flat layout: the inputs are the variables' entries in variable order, each array
+row-major (n of them); the outputs are the entries of the expression's value (m).
+Many points are an array X of shape (N, n); one point is x of shape (n,).
+"""
 import numpy as np
 
-from adcalc import ops
 from adcalc.errors import DomainError, InputError
 from adcalc.evaluate import evaluate
 from adcalc.graph import Graph
 from adcalc.parse import parse
 from adcalc.points import component_names, order_variables, parse_point
+from adcalc.primitives import stack_all
 
 
 class Problem:
-    """Expressions over named variables, flattened to f: R^n -> R^m at a point.
+    """Expressions over named variables, flattened to f: R^n -> R^m at a point."""
 
-    Inputs are the variables' entries in variable order, each array row-major;
-    outputs are the entries of the expression's value (several expressions stack).
-    """
-
-    def __init__(self, exprs, at=None, vars=None, point=None):
+    def __init__(self, exprs, at=None, vars=None, point=None, wrt=None):
         if isinstance(exprs, str):
             exprs = [exprs]
         self.texts = list(exprs)
         parsed = [parse(t) for t in self.texts]
         names = []
+        seen = set()
         for p in parsed:
-            names += [n for n in p.names if n not in names]
+            for n in p.names:
+                if n not in seen:
+                    seen.add(n)
+                    names.append(n)
         self.variables = order_variables(names, vars)
         if point is None:
             if at is None:
@@ -35,26 +40,55 @@ class Problem:
         self.point = {v: np.asarray(point[v], dtype=float) for v in self.variables}
         self.shapes = {v: self.point[v].shape for v in self.variables}
         self.graph = g = Graph()
-        self.var_nodes = [g.var(v, self.shapes[v]) for v in self.variables]
+        self.all_var_nodes = [g.var(v, self.shapes[v]) for v in self.variables]
         outs = [p.build(g, self.shapes) for p in parsed]
         if len(outs) > 1:
             if len({o.shape for o in outs}) > 1:
                 raise InputError("several expressions must have the same shape; "
                                  "shapes: " + ", ".join(str(list(o.shape)) for o in outs))
-            out = ops.stack(outs)
+            out = stack_all(outs)
         else:
             out = outs[0]
         self.output = out
-        self.sizes = [int(np.prod(self.shapes[v])) if self.shapes[v] else 1 for v in self.variables]
-        self.n, self.m = sum(self.sizes), out.size
-        self.out_shape = out.shape
+        self._set_wrt(wrt)
         self._inputs = None
+        self.derived = {}
+
+    def _set_wrt(self, wrt):
+        """Differentiate with respect to `wrt` (names) only; the others are constants."""
+        if wrt is None:
+            chosen = list(self.variables)
+        else:
+            chosen = list(wrt)
+            unknown = [w for w in chosen if w not in self.variables]
+            if unknown:
+                raise InputError(f"--wrt: {unknown[0]!r} is not a variable of the expression "
+                                 f"(variables: {', '.join(self.variables) or 'none'})")
+            chosen = [v for v in self.variables if v in chosen]
+        self.wrt = chosen
+        self.var_nodes = [self.graph.vars[v] for v in chosen]
+        self.sizes = [int(np.prod(self.shapes[v])) if self.shapes[v] else 1 for v in chosen]
+        self.n, self.m = sum(self.sizes), self.output.size
+        self.out_shape = self.output.shape
+
+    def with_output(self, node, key):
+        """The same variables and point with another output node (a derivative graph);
+        memoised under `key`."""
+        hit = self.derived.get(key)
+        if hit is None:
+            hit = object.__new__(Problem)
+            hit.__dict__.update(self.__dict__)
+            hit.output, hit.derived = node, {}
+            hit.m, hit.out_shape = node.size, node.shape
+            hit.base = getattr(self, "base", self)
+            self.derived[key] = hit
+        return hit
 
     @property
     def inputs(self):
         """Flat component names (x1, W[0,1], ...), made on first use: n can be 10^5."""
         if self._inputs is None:
-            self._inputs = [c for v in self.variables for c in component_names(v, self.shapes[v])]
+            self._inputs = [c for v in self.wrt for c in component_names(v, self.shapes[v])]
         return self._inputs
 
     @property
@@ -62,44 +96,74 @@ class Problem:
         return self.texts[0] if len(self.texts) == 1 else self.texts
 
     def x0(self):
-        if not self.variables:
+        if not self.wrt:
             return np.zeros(0)
-        return np.concatenate([self.point[v].ravel() for v in self.variables])
+        return np.concatenate([self.point[v].ravel() for v in self.wrt])
 
     def split(self, x):
-        """Flat vector (or batch (..., n)) -> {name: array} in the variables' shapes."""
+        """Flat vector (or batch (..., n)) -> {name: array} in the variables' shapes; the
+        variables held constant (not in --wrt) take their values from the point."""
         x = np.asarray(x)
         lead = x.shape[:-1]
         out, pos = {}, 0
-        for v, size in zip(self.variables, self.sizes):
+        for v, size in zip(self.wrt, self.sizes):
             out[v] = x[..., pos:pos + size].reshape(lead + self.shapes[v])
             pos += size
+        for v in self.variables:
+            if v not in out:
+                out[v] = np.broadcast_to(self.point[v], lead + self.shapes[v])
         return out
 
     def describe(self, x):
-        parts = []
-        for v, a in self.split(x).items():
-            parts.append(f"{v}={_short(a)}")
+        parts = [f"{v}={_short(a)}" for v, a in self.split(x).items()]
         return ", ".join(parts) if parts else "(no variables)"
 
-    def evaluate(self, x, nodes=None, env=None, check=True, dtype=float):
-        """Node values at flat point x; domain errors name the sub-expression and point."""
-        env = dict(self.split(x), **(env or {}))
+    def values(self, X, nodes=None, env=None, check=True, dtype=float, bad=None):
+        """Values of the nodes `nodes` needs (default: the output) at the points X (N, n),
+        each (N,) + its shape.  Outside the domain: DomainError naming the sub-expression
+        and the point, or with a dict `bad` {row: message} and NaN rows."""
+        X = np.asarray(X)
+        env = dict(self.split(X), **(env or {}))
+        limit = self.base_output_id() if check is True else check
+        nodes = list(nodes or [self.output])
+        if check is True and self.output is not getattr(self, "base", self).output:
+            nodes.append(self.base.output)  # the domain is f's, also when only f' is wanted
         try:
-            limit = self.output.id if check is True else check
-            return evaluate(self.graph, nodes or [self.output], env, check=limit, dtype=dtype)
+            return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad)
         except DomainError as e:
-            raise DomainError(f"{e} at {self.describe(np.real(x))}") from None
+            where = self.describe(np.real(X[0])) if len(X) == 1 else "one of the points"
+            raise DomainError(f"{e} at {where}") from None
+
+    def widest(self):
+        """The largest entry count of a node the output needs (sizes tangent chunks)."""
+        key = ("widest", self.output.id)
+        hit = self.graph.cache.get(key)
+        if hit is None:
+            from adcalc.evaluate import needed
+            nodes = self.graph.nodes
+            hit = self.graph.cache[key] = max([1] + [nodes[i].size for i in needed(self.graph, [self.output])])
+        return hit
+
+    def base_output_id(self):
+        return getattr(self, "base", self).output.id
+
+    def evaluate(self, x, nodes=None, env=None, check=True, dtype=float):
+        """Node values at one flat point x, without the leading axis."""
+        env = {k: np.asarray(v)[None] for k, v in (env or {}).items()}
+        vals = self.values(np.asarray(x)[None], nodes, env, check, dtype)
+        return [None if v is None else (v[0] if self.graph.nodes[i].op != "const" else v)
+                for i, v in enumerate(vals)]
 
     def value(self, x):
         return np.asarray(self.evaluate(x)[self.output.id], dtype=float)
 
     def f(self, x):
-        """Flat outputs at flat x (the black-box view used by the numeric engine)."""
+        """Flat outputs at flat x (the black-box view)."""
         return np.asarray(self.evaluate(x)[self.output.id]).ravel()
 
 
 def _short(a):
+    a = np.asarray(a)
     if a.ndim == 0:
         return repr(float(a))
     return np.array2string(a, separator=",", threshold=8, floatmode="maxprec").replace("\n", "")

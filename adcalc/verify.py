@@ -14,6 +14,8 @@ import numpy as np
 from adcalc.engines import ENGINES, engine_class
 from adcalc.engines.base import compute
 from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
+from adcalc.core import PRIMS
+from adcalc.evaluate import needed
 from adcalc.graph import to_text
 from adcalc.points import component_names, quantity_labels
 
@@ -48,27 +50,19 @@ def component_labels(prob, quantity):
 
 
 def find_kinks(prob, x):
-    """Sub-expressions at a point where they are not differentiable."""
+    """Sub-expressions at a point where they are not differentiable, with the convention
+    the rules follow there (each record's kink predicate and text)."""
     vals = prob.evaluate(x)
+    nodes = prob.graph.nodes
     out = []
-    for node in prob.graph.nodes:
-        v = vals[node.id] if node.id < len(vals) else None
-        if v is None or node.op in ("var", "const"):
-            continue
-        args = [vals[a.id] for a in node.args]
-        hit = None
-        if node.op in ("abs", "relu", "sign", "step") and np.any(args[0] == 0):
-            hit = "at 0"
-        elif node.op in ("maximum", "minimum") and np.any(args[0] == args[1]):
-            hit = "at a tie"
-        elif node.op in ("max", "min") and np.ndim(args[0]) and np.sum(args[0] == v) > 1:
-            hit = "at a tie between entries"
-        elif node.op in ("sqrt", "cbrt") and np.any(args[0] == 0):
-            hit = "at 0 (infinite slope)"
-        elif node.op in ("hypot", "atan2") and np.any((args[0] == 0) & (args[1] == 0)):
-            hit = "at (0, 0)"
-        if hit:
-            out.append(f"{to_text(node)} {hit}")
+    with np.errstate(all="ignore"):
+        for i in needed(prob.graph, [prob.output]):
+            node = nodes[i]
+            kink = PRIMS[node.op].kink if node.op in PRIMS else None
+            if kink is None:
+                continue
+            if np.any(kink[0](*[vals[a.id] for a in node.args], vals[i], **node.p)):
+                out.append(f"{to_text(node)} ({kink[1]})")
     return out
 
 

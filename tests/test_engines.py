@@ -103,26 +103,23 @@ def test_engine_names():
 
 
 # ---- second derivatives of prod: a polynomial, so exact everywhere -----------------------------
-# Found by test_properties.py: prod_others' vjp divides by x, so at a zero entry the
-# Hessian is nan and with entries of very different magnitude the hvp cancels to nonsense.
-_PROD_BUG = pytest.mark.xfail(reason="adcalc bug: prod_others vjp is (sum(ct*po) - ct*po)/x: nan at a "
-                                     "zero entry, catastrophic cancellation for mixed magnitudes",
-                              strict=True)
-RULE_ENGINES = [pytest.param(n, marks=_PROD_BUG) for n in ("reverse", "forward")] + ["symbolic"]
+# Found by test_properties.py: a rule that divided by x gave nan at a zero entry and nonsense
+# for mixed magnitudes; prod is now a tree of multiplications, exact at every order.
+RULE_ENGINES = ("reverse", "forward", "symbolic")
 
 
 @pytest.mark.parametrize("name", RULE_ENGINES)
 def test_prod_hessian_at_a_zero_entry(name):
     engine = get(name)
     prob = Problem("prod(u)", at="u=[2,3,0]")
-    np.testing.assert_allclose(engine.hessian(prob, prob.x0()), [[0, 0, 3], [0, 0, 2], [3, 2, 0]], atol=1e-15)
-    np.testing.assert_allclose(engine.hvp(prob, prob.x0(), np.ones(3)), [3.0, 2.0, 5.0], atol=1e-15)
+    np.testing.assert_allclose(engine.hessian(prob, prob.x0()).value, [[0, 0, 3], [0, 0, 2], [3, 2, 0]], atol=1e-15)
+    np.testing.assert_allclose(engine.hvp(prob, prob.x0(), np.ones(3)).value, [3.0, 2.0, 5.0], atol=1e-15)
 
 
-@pytest.mark.parametrize("name", [pytest.param("reverse", marks=_PROD_BUG), "forward", "symbolic"])
+@pytest.mark.parametrize("name", RULE_ENGINES)
 def test_prod_hvp_with_mixed_magnitudes(name):
     engine = get(name)
     prob = Problem("prod(u)", at="u=[1,1,1e-17]")
     # H = [[0, u2, u1], [u2, 0, u0], [u1, u0, 0]];  H @ [-1, 0, 1] = [1, 1 - 1e-17, -1]
-    np.testing.assert_allclose(engine.hvp(prob, prob.x0(), np.array([-1.0, 0.0, 1.0])), [1.0, 1.0, -1.0],
+    np.testing.assert_allclose(engine.hvp(prob, prob.x0(), np.array([-1.0, 0.0, 1.0])).value, [1.0, 1.0, -1.0],
                                rtol=1e-15)

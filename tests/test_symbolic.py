@@ -48,7 +48,7 @@ def test_worked_example():
     x = p.x0()
     close(SYM.grad(p, x), [5.5, 1.7163378145367738])
     close(SYM.hessian(p, x), [[-0.25, 1.0], [1.0, -0.9589242746631385]])
-    assert SYM.grad(p, x).tolist() == [5.5, 1.7163378145367738]  # correctly rounded
+    assert SYM.grad(p, x).value.tolist() == [5.5, 1.7163378145367738]  # correctly rounded
     close(SYM.jacobian(p, x), [[5.5, 1.7163378145367738]])
 
 
@@ -149,9 +149,9 @@ def test_overflow_free_values():
     close(SYM.grad(p, p.x0()), [1.0, 0.5, 0.5])
     # division by zero inside a derivative: IEEE inf, like reverse
     p = Problem("sqrt(x)", at="0")
-    assert SYM.grad(p, p.x0()).tolist() == [np.inf]
+    assert SYM.grad(p, p.x0()).value.tolist() == [np.inf]
     p = Problem("exp(x)", at="800")
-    assert SYM.grad(p, p.x0()).tolist() == [np.inf]
+    assert SYM.grad(p, p.x0()).value.tolist() == [np.inf]
 
 
 # ---- the mapping --------------------------------------------------------------------------

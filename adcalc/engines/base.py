@@ -1,19 +1,37 @@
-"""The engine protocol and the six derivative commands derived from jvp and vjp.
+"""The engine contract: jvp and/or vjp over many points; everything else is derived.
 
-An engine answers, over the flat inputs x (n) and flat outputs (m) of a Problem:
-grad (n), jacobian (m, n), hessian (n, n), hvp (n), jvp (m) and vjp (n).  The
-defaults below derive everything from `jvp` and `vjp` over standard bases (JAX's
-jacfwd/jacrev recipe); engines override what their method does better.
+An engine implements `jvp_batch` (tangents), `vjp_batch` (cotangents) or both, over
+points X (N, n) and directions in the sweeps' layout:
+
+  jvp_batch(prob, X, V: (K, N, n)) -> Result (K, N, m)
+  vjp_batch(prob, X, U: (K, N, m)) -> Result (K, N, n)
+
+The base derives the Jacobian from whichever exists (reverse sweeps over the outputs'
+unit vectors when m <= n, forward ones over the inputs' otherwise, in chunks of
+directions so memory stays bounded), the gradient from it, and the Hessian and HVP by
+applying the engine to the problem's gradient graph (derivatives.gradient): an HVP is
+one jvp of that graph (forward over reverse), or one vjp of it (the Hessian is
+symmetric).  Engines override what their method does better.  No default calls
+another default in a circle: they all end at jvp_batch or vjp_batch.
+
+The public methods (grad, jacobian, hessian, hvp, jvp, vjp) take one point x (n,) or
+many X (N, n) and return a Result, whose value has the quantity's shape, after a
+leading axis of points when many were given.
 """
 import numpy as np
 
-from adcalc.errors import InputError
+from adcalc import derivatives
+from adcalc.errors import EngineError, InputError
+from adcalc.quantities import QUANTITIES
 
-COMMANDS = ("grad", "jacobian", "hessian", "hvp", "jvp", "vjp")
+CHUNK_BYTES = 64 << 20   # largest tangent or cotangent array of one node in a chunk
 
 
 class Result:
-    """A derivative (flat array) with an optional per-component error estimate."""
+    """A derivative with an optional per-component error estimate and notes.
+
+    `info` may hold "method", "kink" (bool mask: the point is a kink there, the value
+    is the midpoint of the one-sided slopes in "slopes" = (lo, hi)) and the like."""
 
     __slots__ = ("value", "error", "info")
 
@@ -21,6 +39,15 @@ class Result:
         self.value = np.asarray(value, dtype=float)
         self.error = None if error is None else np.asarray(error, dtype=float)
         self.info = info or {}
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def map(self, f):
+        """The same result with f applied to the value, the error and array notes."""
+        info = {k: (tuple(f(np.asarray(x)) for x in v) if isinstance(v, tuple) else
+                    f(v) if isinstance(v, np.ndarray) else v) for k, v in self.info.items()}
+        return Result(f(self.value), None if self.error is None else f(self.error), info)
 
 
 class Engine:
@@ -34,28 +61,88 @@ class Engine:
         """None when the engine can run here, else the reason it cannot."""
         return None
 
+    @classmethod
+    def defines(cls, method):
+        return getattr(cls, method) is not getattr(Engine, method)
+
     def value(self, prob, x):
         return prob.value(x)
 
-    def jvp(self, prob, x, v):
-        return self.jacobian(prob, x) @ v
+    # ---- the contract: an engine overrides at least one of these two ------------------------
+    def jvp_batch(self, prob, X, V):
+        """(K, N, m); by default J v from the Jacobian made with the engine's vjp."""
+        J = self.jacobian_batch(prob, X)
+        return Result(np.einsum("nij,knj->kni", J.value, V))
 
-    def vjp(self, prob, x, u):
-        return u @ self.jacobian(prob, x)
+    def vjp_batch(self, prob, X, U):
+        """(K, N, n); by default u J from the Jacobian made with the engine's jvp."""
+        J = self.jacobian_batch(prob, X)
+        return Result(np.einsum("nij,kni->knj", J.value, U))
 
+    # ---- derived (each ends at jvp_batch or vjp_batch) --------------------------------
+    def jacobian_batch(self, prob, X):
+        """(N, m, n)."""
+        N, n, m = len(X), prob.n, prob.m
+        reverse = self.defines("vjp_batch") and (m <= n or not self.defines("jvp_batch"))
+        if not reverse and not self.defines("jvp_batch"):
+            raise EngineError(f"the {self.name} engine defines neither jvp nor vjp")
+        k, call = (m, self.vjp_batch) if reverse else (n, self.jvp_batch)
+        width = n if reverse else m
+        chunk = max(1, min(k, CHUNK_BYTES // (8 * max(1, N) * prob.widest())))
+        parts, errs, infos = [], [], []
+        for lo in range(0, k, chunk):
+            hi = min(k, lo + chunk)
+            E = np.zeros((hi - lo, N, k))
+            E[np.arange(hi - lo), :, np.arange(lo, hi)] = 1.0
+            r = call(prob, X, E)
+            parts.append(r.value)
+            errs.append(r.error)
+            infos.append(r.info)
+        val = np.concatenate(parts, axis=0) if parts else np.zeros((0, N, width))
+        err = None if any(e is None for e in errs) or not errs else np.concatenate(errs, axis=0)
+        order = (1, 0, 2) if reverse else (1, 2, 0)
+        info = infos[0] if len(infos) == 1 else {}
+        return Result(np.transpose(val, order), None if err is None else np.transpose(err, order), info)
+
+    def grad_batch(self, prob, X):
+        """(N, n)."""
+        return self.jacobian_batch(prob, X).map(lambda a: a[:, 0, :])
+
+    def hvp_batch(self, prob, X, V):
+        """(K, N, n): the gradient graph's vjp (H is symmetric: double backprop), or its jvp
+        (forward over reverse)."""
+        gp = derivatives.gradient(prob)
+        return self.vjp_batch(gp, X, V) if self.defines("vjp_batch") else self.jvp_batch(gp, X, V)
+
+    def hessian_batch(self, prob, X):
+        """(N, n, n)."""
+        return self.jacobian_batch(derivatives.gradient(prob), X)
+
+    # ---- public: one point or many --------------------------------------------------------
     def grad(self, prob, x):
-        scalar_only(prob, "grad")
-        return self.vjp(prob, x, np.ones(1))
+        return self._call("grad", prob, x)
 
     def jacobian(self, prob, x):
-        return np.stack([self.vjp(prob, x, u) for u in np.eye(prob.m)]).reshape(prob.m, prob.n)
-
-    def hvp(self, prob, x, v):
-        return self.hessian(prob, x) @ v
+        return self._call("jacobian", prob, x)
 
     def hessian(self, prob, x):
-        scalar_only(prob, "hessian")
-        return np.stack([self.hvp(prob, x, e) for e in np.eye(prob.n)], axis=1).reshape(prob.n, prob.n)
+        return self._call("hessian", prob, x)
+
+    def hvp(self, prob, x, v):
+        return self._call("hvp", prob, x, v)
+
+    def jvp(self, prob, x, v):
+        return self._call("jvp", prob, x, v)
+
+    def vjp(self, prob, x, u):
+        return self._call("vjp", prob, x, u)
+
+    def _call(self, quantity, prob, x, vector=None):
+        x = np.asarray(x, dtype=float)
+        one = x.ndim == 1
+        X = x[None] if one else x
+        r = batch(self, prob, quantity, X, vector)
+        return r.map(lambda a: a[0]) if one else r
 
 
 def scalar_only(prob, command):
@@ -65,11 +152,24 @@ def scalar_only(prob, command):
                          f"outputs (shape {list(prob.out_shape)}); use {alt}, or jvp/vjp")
 
 
-def compute(engine, prob, command, x=None, vector=None):
-    """Run one of the six commands; returns a Result (flat arrays as in the contract)."""
-    x = prob.x0() if x is None else x
-    if command in ("grad", "hessian", "hvp"):
-        scalar_only(prob, command)
-    args = (prob, x) if command in ("grad", "jacobian", "hessian") else (prob, x, vector)
-    out = getattr(engine, command)(*args)
-    return out if isinstance(out, Result) else Result(out)
+def batch(engine, prob, quantity, X, vector=None):
+    """One quantity at the points X (N, n): a Result (N,) + the quantity's shape.  The vector
+    (v over the inputs, u over the outputs) is one for all points, or one per point."""
+    q = QUANTITIES[quantity]
+    if q.scalar:
+        scalar_only(prob, quantity)
+    X = np.asarray(X, dtype=float)
+    X = X.reshape(len(X), prob.n)
+    N = len(X)
+    if q.vector is None:
+        return getattr(engine, quantity + "_batch")(prob, X)
+    size = prob.n if q.vector == "inputs" else prob.m
+    W = np.broadcast_to(np.asarray(vector, dtype=float).reshape(-1, size), (N, size))[None]
+    r = getattr(engine, quantity + "_batch")(prob, X, W)
+    return r.map(lambda a: a[0])
+
+
+def compute(engine, prob, quantity, x=None, vector=None):
+    """One quantity at one point (default: the problem's): a Result of the quantity's shape."""
+    x = prob.x0() if x is None else np.asarray(x, dtype=float)
+    return batch(engine, prob, quantity, x[None], vector).map(lambda a: a[0])

@@ -35,13 +35,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from adcalc.engines.base import Engine, Result, scalar_only
+from adcalc.engines.base import Engine, Result
 from adcalc.errors import DomainError, EngineError, InputError
 
 EPS = float(np.finfo(float).eps)
 NOISE = 4.0         # rounding of one evaluation, in eps times its largest intermediate value
 CSTEP = 2.0 ** -66  # complex step, relative to the component's scale
-UNBATCHED = {"prod", "max", "min", "logsumexp"}  # reduce over leading (batch) axes too
 
 
 class EstimateResult(NamedTuple):
@@ -97,20 +96,6 @@ def richardson(D, noise, ratio=2.0, order=3):
 
 
 # ---- evaluation --------------------------------------------------------------------------
-def _batchable(prob):
-    """Whether the graph evaluates many points at once (a leading axis on the variables)."""
-    key = ("numeric.batch", prob.output.id)
-    if key not in prob.graph.cache:
-        from adcalc.evaluate import needed  # here, so importing the engine stays light
-        from adcalc.primitives import PRIMS
-        nodes = prob.graph.nodes
-        prob.graph.cache[key] = not any(
-            n.op in UNBATCHED or (n.op in PRIMS and PRIMS[n.op].kind in ("elementwise", "zero")
-                                  and any(a.depends and a.shape != n.shape for a in n.args))
-            for n in (nodes[i] for i in needed(prob.graph, [prob.output])))
-    return prob.graph.cache[key]
-
-
 def _evals(prob, P, cplx=False, floor=0.0):
     """Outputs (B, m) at the rows of P (their imaginary parts in complex) and bounds on
     their rounding, (B, m): NOISE eps times the row's largest intermediate magnitude
@@ -118,24 +103,18 @@ def _evals(prob, P, cplx=False, floor=0.0):
     outside the domain or not finite are NaN."""
     P = np.asarray(P, dtype=complex if cplx else float)
     B, dtype, part = len(P), complex if cplx else float, np.imag if cplx else np.abs
-    mag = np.full(B, np.nan)
-    O = np.full((B, prob.m), np.nan, dtype=dtype)
-    rows = [list(range(B))] if B > 1 and _batchable(prob) else [[b] for b in range(B)]
+    bad = {}
+    vals = prob.values(P, dtype=dtype, bad=bad)
     nodes = prob.graph.nodes
-    for r in rows:
-        try:  # a single point goes in without a leading axis: any graph evaluates that
-            vals = prob.evaluate(P[r] if len(r) > 1 else P[r[0]], dtype=dtype)
-        except DomainError:
-            if len(r) > 1:
-                rows += [[b] for b in r]
-            continue
-        O[r] = np.reshape(vals[prob.output.id], (len(r), prob.m))
-        mag[r] = np.max([np.abs(part(np.reshape(v, (len(r), -1)))).max(axis=1, initial=0.0)
-                         for i, v in enumerate(vals) if v is not None and nodes[i].op not in ("const", "var")]
-                        + [np.abs(part(O[r])).max(axis=1)], axis=0)
-    out = np.imag(O) if cplx else np.real(O)
-    bad = ~np.all(np.isfinite(O), axis=1)
-    out[bad], mag[bad] = np.nan, np.nan
+    O = np.reshape(np.broadcast_to(vals[prob.output.id], (B,) + prob.out_shape), (B, prob.m))
+    mag = np.max([np.abs(part(np.reshape(v, (B, -1)))).max(axis=1, initial=0.0)
+                  for i, v in enumerate(vals) if v is not None and nodes[i].op not in ("const", "var")]
+                 + [np.abs(part(O)).max(axis=1, initial=0.0)], axis=0)
+    out = np.array(np.imag(O) if cplx else np.real(O), dtype=float)
+    badrow = ~np.all(np.isfinite(O), axis=1)
+    badrow[list(bad)] = True
+    out[badrow] = np.nan
+    mag = np.where(badrow, np.nan, mag)
     return out, np.maximum(NOISE * EPS * mag[:, None], floor)
 
 
@@ -176,10 +155,10 @@ def _ecnoise(prob, x, s, dirs=None):
 
 
 def _non_analytic(prob):
+    from adcalc.core import PRIMS
     from adcalc.evaluate import needed
-    from adcalc.primitives import PRIMS
     ops = {prob.graph.nodes[i].op for i in needed(prob.graph, [prob.output])}
-    return sorted(op for op in ops if op in PRIMS and not PRIMS[op].analytic)
+    return sorted(op for op in ops if op in PRIMS and not PRIMS[op].complex_ok)
 
 
 # ---- stencils: t -> (quotients, rounding bounds); NaN where a point leaves the domain -----------
@@ -273,7 +252,7 @@ class NumericEngine(Engine):
         prob.evaluate(x)  # a point outside the domain is an error, not a NaN
         return name, plan, x, nominal_scale(x)
 
-    def jacobian(self, prob, x):
+    def _jacobian1(self, prob, x):
         name, plan, x, s = self._setup(prob, x)
         if prob.n == 0:
             return Result(np.zeros((prob.m, 0)), np.zeros((prob.m, 0)), {"method": name})
@@ -284,29 +263,23 @@ class NumericEngine(Engine):
         est = self._run(prob, x, quot, plan["first"], plan["order"])
         return Result(est.estimate, est.error_estimate, {"method": name})
 
-    def grad(self, prob, x):
-        scalar_only(prob, "grad")
-        r = self.jacobian(prob, x)
-        return Result(r.value[0], r.error[0], r.info)
-
-    def vjp(self, prob, x, u):
-        r = self.jacobian(prob, x)
+    def _vjp1(self, prob, x, u):
+        r = self._jacobian1(prob, x)
         u = np.asarray(u, dtype=float).ravel()
         return Result(u @ r.value, np.abs(u) @ r.error, r.info)
 
-    def jvp(self, prob, x, v):
+    def _jvp1(self, prob, x, v):
         name, plan, x, s = self._setup(prob, x)
         v = np.asarray(v, dtype=float).ravel()
         if not plan["cplx"] or not v.any():
-            r = self.jacobian(prob, x)
+            r = self._jacobian1(prob, x)
             return Result(r.value @ v, r.error @ np.abs(v), r.info)
         tau = np.min(s[v != 0] / np.abs(v[v != 0]))  # tau v moves no x_j by more than its scale
         w = tau * v[None]
         out, noise = _cderiv(prob, x[None], w, _ecnoise(prob, x, s, w))
         return Result(out[0, 0] / tau, noise[0, 0] / tau, {"method": name})
 
-    def hessian(self, prob, x):
-        scalar_only(prob, "hessian")
+    def _hessian1(self, prob, x):
         name, plan, x, s = self._setup(prob, x)
         if prob.n == 0:
             return Result(np.zeros((0, 0)), np.zeros((0, 0)), {"method": name})
@@ -320,14 +293,36 @@ class NumericEngine(Engine):
             H, E = H / s[:, None], E / s[:, None]
         return Result((H + H.T) / 2, np.fmax((E + E.T) / 2, np.abs(H - H.T) / 2), {"method": name})
 
-    def hvp(self, prob, x, v):
-        scalar_only(prob, "hvp")
+    def _hvp1(self, prob, x, v):
         name, plan, x, s = self._setup(prob, x)
         v = np.asarray(v, dtype=float).ravel()
         if not plan["cplx"] or not v.any():
-            r = self.hessian(prob, x)
+            r = self._hessian1(prob, x)
             return Result(r.value @ v, r.error @ np.abs(v), r.info)
         tau = np.min(s[v != 0] / np.abs(v[v != 0]))
         w = tau * v[None]
         est = self._run(prob, x, _cdiff(prob, x, s, w, _ecnoise(prob, x, s, w)), plan["second"], plan["order"])
         return Result(est.estimate[0] / tau, est.error_estimate[0] / tau, {"method": name})
+
+    # ---- the batch contract: one point at a time (each has its own steps) ---------------
+    def jacobian_batch(self, prob, X):
+        return _stack([self._jacobian1(prob, x) for x in X])
+
+    def hessian_batch(self, prob, X):
+        return _stack([self._hessian1(prob, x) for x in X])
+
+    def jvp_batch(self, prob, X, V):
+        return _stack([_stack([self._jvp1(prob, x, v) for x, v in zip(X, Vk)]) for Vk in V])
+
+    def vjp_batch(self, prob, X, U):
+        return _stack([_stack([self._vjp1(prob, x, u) for x, u in zip(X, Uk)]) for Uk in U])
+
+    def hvp_batch(self, prob, X, V):
+        return _stack([_stack([self._hvp1(prob, x, v) for x, v in zip(X, Vk)]) for Vk in V])
+
+
+def _stack(results):
+    info = dict(results[0].info) if results else {}
+    return Result(np.stack([r.value for r in results]),
+                  np.stack([r.error for r in results]) if results and results[0].error is not None else None,
+                  info)

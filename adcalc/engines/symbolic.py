@@ -32,11 +32,11 @@ import math
 import numpy as np
 
 
-from adcalc.engines.base import Engine, scalar_only
+from adcalc.engines.base import Engine, Result
 from adcalc.errors import EngineError, EngineUnavailable
 from adcalc.evaluate import needed
 from adcalc.points import component_names
-from adcalc.primitives import PRIMS
+from adcalc.core import PRIMS
 
 _SYMPY = []
 
@@ -82,7 +82,7 @@ def const_to_sympy(s, v, known=None):
 
 # ---- graph -> SymPy ------------------------------------------------------------------
 _ADDS = ("add", "sub", "neg")
-_GATHER = ("broadcast", "reshape", "transpose", "getitem", "stack")
+_GATHER = ("broadcast", "reshape", "transpose", "getitem", "stack", "concat")
 
 
 def _obj(items, shape):
@@ -133,12 +133,16 @@ def graph_to_sympy(prob):
         return u.op in group and u.shape == node.shape
 
     symbols, vals = [], {}
-    for vn in prob.var_nodes:
-        name = vn.p["name"]
-        syms = [s.Symbol(c, real=True) for c in component_names(name, vn.shape)]
-        symbols += syms
-        vals[vn.id] = _obj(syms, vn.shape)
     known = _known_constants(s)
+    wrt = {v.id for v in prob.var_nodes}
+    for vn in prob.all_var_nodes:
+        name = vn.p["name"]
+        if vn.id in wrt:
+            syms = [s.Symbol(c, real=True) for c in component_names(name, vn.shape)]
+            symbols += syms
+            vals[vn.id] = _obj(syms, vn.shape)
+        else:  # held constant (--wrt): its value at the point
+            vals[vn.id] = _obj([const_to_sympy(s, v, known) for v in np.ravel(prob.point[name])], vn.shape)
     fns = {}
     for i in ids:
         node = nodes[i]
@@ -164,7 +168,7 @@ def _convert(s, node, vals, fns, absorbed):
     if op in _ADDS or op == "mul":
         return _chain(s, node, vals, absorbed)
     prim = PRIMS[op]
-    if prim.kind in ("elementwise", "zero"):
+    if prim.pointwise:
         f = fns.get(op)
         if f is None:
             f = fns[op] = _elementwise_fn(s, prim)
@@ -364,36 +368,29 @@ class SymbolicEngine(Engine):
             cache[key] = ([p for p, _ in entries], f)
         return cache[key]
 
-    def _eval(self, prob, x, what):
-        x = np.asarray(x, dtype=float)
-        prob.evaluate(x)  # domain errors, as every engine reports them
+    def _eval(self, prob, X, what):
+        prob.values(X)  # domain errors, as every engine reports them
         where, f = self._compiled(prob, what)
-        vals = f(x)
         n = prob.n
-        out = np.zeros((prob.m, n) if what == "jacobian" else (n, n))
-        for (r, c), v in zip(where, vals):
-            out[r, c] = v
-            if what == "hessian":
-                out[c, r] = v
+        out = np.zeros((len(X),) + ((prob.m, n) if what == "jacobian" else (n, n)))
+        for k, x in enumerate(X):
+            for (r, c), v in zip(where, f(x)):
+                out[k, r, c] = v
+                if what == "hessian":
+                    out[k, c, r] = v
         return out
 
-    def jacobian(self, prob, x):
-        return self._eval(prob, x, "jacobian")
+    def jacobian_batch(self, prob, X):
+        return Result(self._eval(prob, X, "jacobian"))
 
-    def grad(self, prob, x):
-        scalar_only(prob, "grad")
-        return self.jacobian(prob, x)[0]
+    def hessian_batch(self, prob, X):
+        return Result(self._eval(prob, X, "hessian"))
 
-    def hessian(self, prob, x):
-        scalar_only(prob, "hessian")
-        return self._eval(prob, x, "hessian")
+    def hvp_batch(self, prob, X, V):
+        return Result(np.einsum("nij,knj->kni", self._eval(prob, X, "hessian"), V))
 
-    def hvp(self, prob, x, v):
-        scalar_only(prob, "hvp")
-        return self.hessian(prob, x) @ np.asarray(v, dtype=float)
+    def jvp_batch(self, prob, X, V):
+        return Result(np.einsum("nij,knj->kni", self._eval(prob, X, "jacobian"), V))
 
-    def jvp(self, prob, x, v):
-        return self.jacobian(prob, x) @ np.asarray(v, dtype=float)
-
-    def vjp(self, prob, x, u):
-        return np.asarray(u, dtype=float).ravel() @ self.jacobian(prob, x)
+    def vjp_batch(self, prob, X, U):
+        return Result(np.einsum("nij,kni->knj", self._eval(prob, X, "jacobian"), U))

@@ -1,0 +1,130 @@
+"""The primitive record, the registry and the dispatch that every operation goes through.
+
+`bind(name, *args, **params)` applies a primitive: when an argument is a `Traced`
+value (a graph node) the graph builds a node, otherwise the record's numpy
+implementation runs.  Derivative rules are written with the op functions made by
+`op(name)`, so the same rule computes numbers or builds a derivative graph that
+can be differentiated again.  This module imports nothing else from adcalc.
+"""
+
+
+class Traced:
+    """Base of values that build graphs instead of computing (graph nodes).
+
+    Python's operators build nodes too, so rules may read `1 / cosh(x) ** 2`.
+    """
+
+    __slots__ = ()
+    __array_ufunc__ = None  # numpy defers to our operators: array * node builds a node
+
+    def __add__(self, o):
+        return bind("add", self, o)
+
+    def __radd__(self, o):
+        return bind("add", o, self)
+
+    def __sub__(self, o):
+        return bind("sub", self, o)
+
+    def __rsub__(self, o):
+        return bind("sub", o, self)
+
+    def __mul__(self, o):
+        return bind("mul", self, o)
+
+    def __rmul__(self, o):
+        return bind("mul", o, self)
+
+    def __truediv__(self, o):
+        return bind("div", self, o)
+
+    def __rtruediv__(self, o):
+        return bind("div", o, self)
+
+    def __pow__(self, o):
+        return bind("pow", self, o)
+
+    def __rpow__(self, o):
+        return bind("pow", o, self)
+
+    def __neg__(self):
+        return bind("neg", self)
+
+
+class Unit(float):
+    """The constants 1 and -1 returned by a partial: the sweeps skip the multiply."""
+
+
+ONE, MINUS = Unit(1.0), Unit(-1.0)
+
+KINDS = ("elementwise", "zero", "linear", "custom")
+
+
+class Primitive:
+    """Everything about one function; see primitives.py for the fields' use.
+
+    kind        elementwise: `partials`, one rule per argument f(*args, ans);
+                zero: piecewise constant, derivative 0 where it exists;
+                linear: `transpose(ct, node)`, forward mode applies the op to tangents;
+                custom: `jvp(node, vals, ans, tans)` and `vjp(node, vals, ans, ct)`.
+    pointwise   arguments broadcast against each other (elementwise, zero, select).
+    spell       the names the parser accepts for it, with `arity` (min, max or None).
+    domain      (predicate(*args) -> bool mask, message): outside it is an error.
+    kink        (predicate(*args, ans) -> bool mask, convention text): where the
+                function is not differentiable and which value the rules give there.
+    complex_ok  the implementation takes complex input and is complex-analytic there
+                (complex step may difference it).
+    """
+
+    __slots__ = ("name", "nargs", "impl", "kind", "pointwise", "partials", "transpose", "jvp",
+                 "vjp", "shape", "sympy", "c", "domain", "kink", "sample", "complex_ok", "cimpl",
+                 "infix", "prec", "spell", "arity", "doc", "params")
+
+    def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
+                 jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
+                 sample="real", complex_ok=True, cimpl=None, infix=None, prec=None, spell=(),
+                 arity=None, doc=None, pointwise=None, params=()):
+        assert kind in KINDS, kind
+        self.name, self.nargs, self.impl, self.kind = name, nargs, impl, kind
+        self.pointwise = kind in ("elementwise", "zero") if pointwise is None else pointwise
+        self.partials, self.transpose, self.jvp, self.vjp = partials, transpose, jvp, vjp
+        self.shape, self.sympy, self.c, self.domain, self.kink = shape, sympy, c, domain, kink
+        self.sample, self.complex_ok, self.cimpl = sample, complex_ok, cimpl
+        self.infix, self.prec, self.doc, self.params = infix, prec, doc, tuple(params)
+        self.spell = tuple(spell)
+        self.arity = arity if arity is not None else (nargs, nargs)
+
+    def __repr__(self):
+        return f"Primitive({self.name!r})"
+
+
+PRIMS = {}
+
+
+def bind(name, *args, **params):
+    for a in args:
+        if isinstance(a, Traced):
+            return a.graph.apply(name, args, params)
+    return PRIMS[name].impl(*args, **params)
+
+
+def is_traced(x):
+    return isinstance(x, Traced)
+
+
+def register(name, nargs, impl, **fields):
+    """Add a record to the table; returns the op function that applies it."""
+    assert name not in PRIMS, name
+    PRIMS[name] = Primitive(name, nargs, impl, **fields)
+    return op(name)
+
+
+def op(name):
+    if PRIMS[name].nargs == 1:
+        f = lambda x, **params: bind(name, x, **params)  # noqa: E731
+    elif PRIMS[name].nargs == 2:
+        f = lambda x, y, **params: bind(name, x, y, **params)  # noqa: E731
+    else:
+        f = lambda *xs, **params: bind(name, *xs, **params)  # noqa: E731
+    f.__name__ = f.__qualname__ = name
+    return f
