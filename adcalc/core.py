@@ -73,17 +73,19 @@ class Primitive:
     kink        (predicate(*args, ans) -> bool mask, convention text): where the
                 function is not differentiable and which value the rules give there.
     complex_ok  the implementation takes complex input and is complex-analytic there
-                (complex step may difference it).
+                (complex step may difference it); `complex_at(*args, varies)` narrows
+                that to the points where it holds (varies: which arguments depend on a
+                variable).
     """
 
     __slots__ = ("name", "nargs", "impl", "kind", "pointwise", "partials", "transpose", "jvp",
                  "vjp", "shape", "sympy", "c", "domain", "kink", "sample", "complex_ok", "cimpl",
-                 "infix", "prec", "spell", "arity", "doc", "params")
+                 "infix", "prec", "spell", "arity", "doc", "params", "complex_at")
 
     def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
                  jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
                  sample="real", complex_ok=True, cimpl=None, infix=None, prec=None, spell=(),
-                 arity=None, doc=None, pointwise=None, params=()):
+                 arity=None, doc=None, pointwise=None, params=(), complex_at=None):
         assert kind in KINDS, kind
         self.name, self.nargs, self.impl, self.kind = name, nargs, impl, kind
         self.pointwise = kind in ("elementwise", "zero") if pointwise is None else pointwise
@@ -91,7 +93,7 @@ class Primitive:
         self.shape, self.sympy, self.c, self.domain, self.kink = shape, sympy, c, domain, kink
         self.sample, self.complex_ok, self.cimpl = sample, complex_ok, cimpl
         self.infix, self.prec, self.doc, self.params = infix, prec, doc, tuple(params)
-        self.spell = tuple(spell)
+        self.spell, self.complex_at = tuple(spell), complex_at
         self.arity = arity if arity is not None else (nargs, nargs)
 
     def __repr__(self):

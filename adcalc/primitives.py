@@ -126,6 +126,8 @@ def _dpow_dx(x, y, a):
 pow = register("pow", 2, _pow, partials=(_dpow_dx, lambda x, y, a: a * log(x)),
                sympy=lambda s, x, y: x ** y, c="pow({0}, {1})", infix="**", prec=4,
                spell=("pow",), sample="positive",
+               complex_at=lambda x, y, varies: np.all(np.real(x) > 0) or not varies[1] and (
+                   np.all(np.real(y) == np.round(np.real(y))) or np.all(np.real(x) != 0)),
                domain=(_pow_ok, "power of a negative number to a non-integer exponent, "
                                 "or of zero to a negative one"),
                doc="x**y (also x^y); x < 0 needs an integer y")
@@ -175,11 +177,12 @@ log10 = register("log10", 1, np.log10, partials=(lambda x, a: 1.0 / (x * LN10),)
                  domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"),
                  sample="positive", doc="base-10 logarithm")
 sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: 0.5 / a,), sympy="sqrt", c="sqrt({0})",
+                complex_at=lambda x, varies: np.all(np.real(x) > 0),
                 domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
                 spell=("sqrt",), doc="square root; its slope at 0 is infinite")
 cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: (1 / 3) / (a * a),),
                 sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
-                cimpl=_cbrt_c, spell=("cbrt",), doc="real cube root; its slope at 0 is infinite")
+                cimpl=_cbrt_c, spell=("cbrt",), complex_at=lambda x, varies: np.all(np.real(x) != 0), doc="real cube root; its slope at 0 is infinite")
 sin = register("sin", 1, np.sin, partials=(lambda x, a: cos(x),), sympy="sin", c="sin({0})",
                spell=("sin",), doc="sine (radians)")
 cos = register("cos", 1, np.cos, partials=(lambda x, a: -sin(x),), sympy="cos", c="cos({0})",
@@ -188,10 +191,12 @@ tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="ta
                sample="unit", spell=("tan",), doc="tangent (radians)")
 asin = register("asin", 1, np.arcsin, partials=(lambda x, a: 1.0 / sqrt(1.0 - x * x),),
                 sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
+                complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
                 doc="inverse sine; infinite slope at -1 and 1")
 acos = register("acos", 1, np.arccos, partials=(lambda x, a: -(1.0 / sqrt(1.0 - x * x)),),
                 sympy="acos", c="acos({0})", sample="unit", spell=("acos",),
+                complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
                 doc="inverse cosine; infinite slope at -1 and 1")
 atan = register("atan", 1, np.arctan, partials=(lambda x, a: 1.0 / (1.0 + x * x),),
@@ -207,6 +212,7 @@ asinh = register("asinh", 1, np.arcsinh, partials=(lambda x, a: 1.0 / sqrt(x * x
                  sympy="asinh", c="asinh({0})", spell=("asinh",), doc="inverse hyperbolic sine")
 acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: 1.0 / sqrt(x * x - 1.0),),
                  sympy="acosh", c="acosh({0})", sample="ge1", spell=("acosh",),
+                 complex_at=lambda x, varies: np.all(np.real(x) > 1),
                  domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
                  doc="inverse hyperbolic cosine; infinite slope at 1")
 atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: 1.0 / (1.0 - x * x),),

@@ -201,12 +201,15 @@ def test_plain_output_when_not_a_terminal(capsys, argv):
     assert out.strip()
 
 
-def test_human_output_full_precision_and_digits(capsys):
+def test_human_output_ten_digits_digits_option_and_json_full(capsys):
     code, out, _ = run(capsys, WORKED)
-    assert "1.7163378145367738" in out and "5.5" in out and "11.652071455223084" in out
+    assert "1.716337815" in out and "5.5" in out and "11.65207146" in out
+    assert "1.7163378145367738" not in out
+    code, out, _ = run(capsys, WORKED + ["--digits", "17"])
+    assert "1.7163378145367738" in out
     code, out, _ = run(capsys, WORKED + ["--digits", "3"])
     assert code == 0
-    assert "1.72" in out and "1.7163378145367738" not in out
+    assert "1.72" in out and "1.716337815" not in out
     code, out, _ = run(capsys, WORKED + ["--digits", "3", "--json"])
     assert strict_json(out)["gradient"] == [5.5, 1.7163378145367738]
 
@@ -242,7 +245,7 @@ def test_no_color_on_a_terminal(var, value):
     env[var] = value
     code, out = _pty_run(WORKED, env)
     assert code == 0
-    assert "1.7163378145367738" in out
+    assert "1.716337815" in out
     assert not ANSI.search(out), repr(out)
     assert not BOX.search(out), repr(out)
 
@@ -252,7 +255,7 @@ def test_terminal_without_no_color_gets_a_table():
     env["TERM"] = "xterm-256color"
     code, out = _pty_run(WORKED, env)
     assert code == 0
-    assert "1.7163378145367738" in out
+    assert "1.716337815" in out
     assert BOX.search(out) or ANSI.search(out), "a terminal should get the rich table"
 
 

@@ -1,0 +1,554 @@
+"""Numerical differentiation of a black box: the one core behind the numeric engine,
+`verify` and `check`.
+
+A black box is any object with `n`, `m`, `eps` (the precision it computes in) and
+`__call__(P, cplx=False) -> (F, noise)`: outputs (B, m) at the rows of P (B, n),
+NaN in a row outside its domain or not finite, and a bound on each value's rounding
+(B, m).  With cplx=True the rows are complex and F is the imaginary part of f (for
+complex step); `complex_reason(x)` says why complex step may not be used at x
+(None when it may).  `Problem` objects get an adapter in the numeric engine, user
+callables in `check`.
+
+Steps: component j is differenced at t * s_j, s_j = max(|x_j|, typ) with typ a
+typical size of the point (2^-26 max(1, max |x|)), t = 1/2, 1/4, ... (Richardson
+ladders, numdifftools' anatomy).  Leading steps that leave the domain (or overflow)
+are skipped by a coarse search, so log at 1e-300 is differenced at 1e-301.  Where
+no central step fits (sqrt at 0), one-sided differences are used.
+
+Every estimate has an error estimate (the spread across steps and orders plus a
+rounding bound that includes underflow, never zero for an inexact value) and a
+status per component:
+
+  ok         converged
+  kink       the one-sided slopes converge to different values (relu at 0): the
+             value is their midpoint and the error covers both, `lo` and `hi` hold them
+  jump       f itself jumps (sign at 0): no derivative, value NaN
+  infinite   the quotients grow without bound as the step shrinks (sqrt at 0):
+             value +-inf
+  undefined  no step fits inside the domain: value NaN
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+EPS = 2.0 ** -52
+TINY = 2.0 ** -1074      # absolute rounding of any value (underflow)
+NOISE = 4.0              # rounding of one evaluation, in eps times its largest intermediate value
+CSTEP = 2.0 ** -66       # complex step, relative to the component's scale
+STEPS = 16               # steps of a Richardson ladder
+COARSE = 4               # the domain search jumps 2^COARSE at a time
+MAX_SKIP = 1100 // COARSE
+
+
+class Estimate(NamedTuple):
+    value: np.ndarray       # the derivative's shape
+    error: np.ndarray       # error estimate, same shape
+    status: np.ndarray      # object array of the status words above
+    lo: np.ndarray          # one-sided slopes where status is kink (else = value)
+    hi: np.ndarray
+    method: str
+
+
+TINY_X = 2.0 ** -900     # below this a complex step cannot be much smaller than x
+
+
+def nominal_scale(x):
+    """Per-component step unit: |x_j|, or 1 where x_j = 0."""
+    a = np.abs(np.asarray(x, dtype=float))
+    return np.where(a > 0, a, 1.0)
+
+
+def typical_scale(x):
+    """A second unit for components much smaller than a typical size of the point
+    (2^-26 max(1, max |x|)): that typical size.  Differencing x + y at (1e-300, 1) by
+    steps of 1e-300 sees nothing but rounding; steps of the typical size see the slope."""
+    x = np.asarray(x, dtype=float)
+    typ = 2.0 ** -26 * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+    return np.maximum(nominal_scale(x), typ)
+
+
+# ---- Richardson extrapolation ------------------------------------------------------------
+def richardson(D, noise, ratio=2.0, order=3, power=2):
+    """Extrapolate quotients D[k] at steps shrinking by `ratio`, whose error runs in powers
+    power, 2 power, ... of the step; noise[k] bounds D[k]'s rounding (NaN: no value).
+    Returns (estimate, error estimate, index of the step used)."""
+    D, noise = np.asarray(D, dtype=float), np.asarray(noise, dtype=float)
+    order = max(0, min(order, len(D) - 2))
+    R, N = [D], [noise]
+    for k in range(1, order + 1):
+        c = ratio ** (power * k)
+        R.append((c * R[-1][1:] - R[-1][:-1]) / (c - 1))
+        N.append((c * N[-1][1:] + N[-1][:-1]) / (c - 1))
+    A, low = R[-1], R[-2] if order else R[-1]
+    L = len(A) - 1
+    if L < 1:
+        shape = A.shape[1:]
+        return A[0], np.full(shape, np.inf), np.zeros(shape, int)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(A[:L] - A[1:]) + np.abs(A[:L] - low[1:L + 1]) + N[-1][:L]
+        A, err = A[:L], np.where(np.isfinite(err), err, np.inf)
+        ok = ~(np.abs(A[:, None] - A[None, :]) > err[:, None] + err[None, :])
+    later = np.triu(np.ones((L, L), dtype=bool), 1).reshape((L, L) + (1,) * (A.ndim - 1))
+    score = np.where(np.all(ok | ~later, axis=1), err, np.inf)
+    best = np.where(np.isfinite(score).any(axis=0), np.argmin(score, axis=0), np.argmin(err, axis=0))
+    pick = lambda a: np.take_along_axis(a, best[None], axis=0)[0]  # noqa: E731
+    return pick(A), pick(err), best
+
+
+# ---- noise ---------------------------------------------------------------------------------
+def ecnoise(f, x, s, dirs=None, rng=None):
+    """Rounding level of f's outputs (m,) near x, or of its complex-step derivatives along
+    the rows of `dirs` (len(dirs), m), measured as Moré and Wild's ECnoise does: three
+    times the rms residual of a cubic fitted to values at 12 points within 1e-8 times
+    the scale on a pseudo-random line.  The smallest of a stencil around x and one on
+    each side of it, so that a kink or jump at x is not taken for noise; 0 where every
+    stencil leaves the domain."""
+    rng = rng or np.random.default_rng(4)
+    r = rng.uniform(0.5, 1.0, len(x)) * rng.choice([-1.0, 1.0], len(x))
+    best = None
+    for lo, hi in ((-1.0, 1.0), (0.5, 1.0), (-1.0, -0.5)):
+        u = rng.uniform(lo, hi, 12)
+        P = x + (1e-8 * u)[:, None] * (r * s)
+        V = f(P)[0] if dirs is None else complex_quotients(f, P, dirs)[0]
+        if not np.all(np.isfinite(V)):
+            continue
+        t = (u - (lo + hi) / 2) / ((hi - lo) / 2)
+        A, flat = np.vander(t, 4), V.reshape(len(u), -1)
+        scale = np.max(np.abs(flat), axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        res = (flat / scale) - A @ np.linalg.lstsq(A, flat / scale, rcond=None)[0]
+        sig = (3 * np.sqrt(np.sum(res ** 2, axis=0) / (len(u) - 4)) * scale).reshape(V.shape[1:])
+        best = sig if best is None else np.minimum(best, sig)
+    if best is None:
+        shape = (f.m,) if dirs is None else (len(dirs), f.m)
+        return np.zeros(shape)
+    return best
+
+
+def complex_quotients(f, P, dirs, floor=0.0):
+    """Complex-step derivatives at each row of P along each row of dirs: values and
+    rounding bounds, both (len(P), len(dirs), m)."""
+    pts = (P[:, None, :] + 1j * CSTEP * dirs[None]).reshape(-1, P.shape[1])
+    shape = (len(P), len(dirs), f.m)
+    out, noise = f(pts, cplx=True)
+    out, noise = out.reshape(shape) / CSTEP, noise.reshape(shape) / CSTEP
+    noise = np.maximum(noise, np.broadcast_to(np.asarray(floor, dtype=float), shape[1:]))
+    return out, noise
+
+
+# ---- first derivatives ------------------------------------------------------------------------
+def _complex_jacobian(f, x):
+    """Complex-step Jacobian (m, n) and its error, at two steps per component: 2^-66 |x_j|
+    (no truncation error to speak of) and 2^-66 times the typical size (no underflow
+    where x_j is tiny: Im (x + ih)^2 = 2xh underflows for x = 1e-200 at the first).
+    Where the two agree within their errors the smaller error wins; else the first."""
+    n = len(x)
+    s1, s2 = nominal_scale(x), typical_scale(x)
+    dirs = np.concatenate([np.diag(s1), np.diag(s2)])
+    out, noise = complex_quotients(f, x[None], dirs, ecnoise(f, x, s1, dirs))
+    v1, e1 = out[0, :n].T / s1, noise[0, :n].T / s1
+    v2, e2 = out[0, n:].T / s2, noise[0, n:].T / s2
+    e1 = np.maximum(e1, 4 * EPS * np.abs(v1) + TINY)
+    e2 = np.maximum(e2, 4 * EPS * np.abs(v2) + TINY)
+    with np.errstate(invalid="ignore"):
+        agree = np.abs(v1 - v2) <= e1 + e2
+    second = agree & (e2 < e1) | ~np.isfinite(v1) & np.isfinite(v2) & agree
+    return np.where(second, v2, v1), np.where(second, e2, e1)
+
+
+
+def _ladder_start(f, x, s, n, base=0.5):
+    """Per component j, the index k of the first coarse step base * 2^-k * s_j at which both
+    x +- t e_j are inside the domain and finite, and whether only one side ever is
+    (side: 0 central, +1 forward only, -1 backward only, 2 none)."""
+    start = np.full(n, -1)
+    side = np.full(n, 2)
+    fwd_ok = np.full(n, -1)
+    bwd_ok = np.full(n, -1)
+    todo = np.arange(n)
+    for c in range(MAX_SKIP):
+        if not todo.size:
+            break
+        k = c * COARSE
+        t = base * 2.0 ** -k * s[todo]
+        P = np.repeat(x[None], 2 * len(todo), axis=0)
+        P[np.arange(len(todo)), todo] += t
+        P[len(todo) + np.arange(len(todo)), todo] -= t
+        moved = (P[np.arange(len(todo)), todo] != x[todo]) & (P[len(todo) + np.arange(len(todo)), todo] != x[todo])
+        F, _ = f(P)
+        good = np.all(np.isfinite(F), axis=1)
+        a, b = good[:len(todo)], good[len(todo):]
+        for i, j in enumerate(todo):
+            if a[i] and fwd_ok[j] < 0:
+                fwd_ok[j] = k
+            if b[i] and bwd_ok[j] < 0:
+                bwd_ok[j] = k
+        both = a & b & moved
+        start[todo[both]] = k
+        side[todo[both]] = 0
+        todo = todo[~both & moved]
+    for j in np.flatnonzero(start < 0):
+        if fwd_ok[j] >= 0 and (bwd_ok[j] < 0 or fwd_ok[j] <= bwd_ok[j]):
+            start[j], side[j] = fwd_ok[j], 1
+        elif bwd_ok[j] >= 0:
+            start[j], side[j] = bwd_ok[j], -1
+    return np.maximum(start, 0), side
+
+
+def _series(f, x, s, f0, noise0, start, count=STEPS, base=0.5):
+    """Values along each axis over a ladder: steps t (count, n) relative to s, f(x + t s_j e_j)
+    and f(x - t s_j e_j) with their noise (count, n, m); NaN where a point is invalid."""
+    n = len(x)
+    cols = np.arange(n)
+    T = base * 2.0 ** -(start[None, :] + np.arange(count)[:, None])
+    P = np.repeat(x[None], 2 * n * count, axis=0).reshape(count, 2, n, n)
+    step = T * s
+    P[:, 0, cols, cols] += step
+    P[:, 1, cols, cols] -= step
+    a = (P[:, 0, cols, cols] - x) / s        # displacements actually taken, in units of s
+    b = (x - P[:, 1, cols, cols]) / s
+    F, N = f(P.reshape(-1, n))
+    F, N = F.reshape(count, 2, n, -1), N.reshape(count, 2, n, -1)
+    a = np.where(a > 0, a, np.nan)
+    b = np.where(b > 0, b, np.nan)
+    return a, b, F[:, 0], F[:, 1], N[:, 0], N[:, 1]
+
+
+def first_derivatives(f, x, method="auto", s=None):
+    """The Jacobian (m, n) of the black box f at x: an Estimate.  method: auto (complex step
+    where f.complex_reason(x) allows, checked for finiteness, else differences),
+    richardson, central (one textbook step) or complex-step."""
+    x = np.asarray(x, dtype=float)
+    n, m = len(x), f.m
+    F0, N0 = f(x[None])
+    f0, noise0 = F0[0], N0[0]
+    if not np.all(np.isfinite(f0)):
+        nan = np.full((m, n), np.nan)
+        return Estimate(nan, nan.copy(), np.full((m, n), "undefined", dtype=object), nan, nan, method)
+    use_complex = method == "complex-step" or (method == "auto" and f.complex_reason(x) is None
+                                                 and not np.any((x != 0) & (np.abs(x) < TINY_X)))
+    if use_complex:
+        val, err = _complex_jacobian(f, x)
+        good = np.isfinite(val) & np.isfinite(err)
+        if good.all() or method == "complex-step":
+            st = np.where(good, "ok", "undefined").astype(object)
+            return Estimate(val, err, st, val, val, "complex-step")
+        real = first_derivatives(f, x, "richardson", s)   # complex step overflowed: differences
+        return Estimate(np.where(good, val, real.value), np.where(good, err, real.error),
+                        np.where(good, "ok", real.status).astype(object),
+                        np.where(good, val, real.lo), np.where(good, val, real.hi), "complex-step+richardson")
+    s1 = nominal_scale(x) if s is None else s
+    est = _real_jacobian(f, x, s1, f0, noise0, method)
+    s2 = typical_scale(x)
+    tiny = s2 > s1
+    if s is None and tiny.any():  # a second ladder at the typical size for tiny components
+        alt = _real_jacobian(f, x, np.where(tiny, s2, s1), f0, noise0, method)
+        with np.errstate(invalid="ignore"):
+            agree = np.abs(alt.value - est.value) <= alt.error + est.error
+        take = tiny[None, :] & (np.isnan(est.value) | agree & (alt.error < est.error)
+                                | (est.status == "undefined") & (alt.status != "undefined"))
+        est = Estimate(*[np.where(take, a, b) for a, b in zip(alt[:5], est[:5])], est.method)
+    return est
+
+
+def _real_jacobian(f, x, s, f0, noise0, method):
+    n, m = len(x), f.m
+    count, order = (2, 0) if method == "central" else (STEPS, 3)
+    floor = ecnoise(f, x, s)
+    start, side = _ladder_start(f, x, s, n)
+    if method == "central":  # the textbook step, or the largest below it inside the domain
+        base = EPS ** (1 / 3)
+        start = np.maximum(0, start - int(np.floor(np.log2(0.5 / base))))
+    else:
+        base = 0.5
+    a, b, Fp, Fm, Np, Nm = _series(f, x, s, f0, noise0, start, count, base)
+    Np, Nm = np.maximum(Np, floor), np.maximum(Nm, floor)
+    n0 = np.maximum(noise0, floor)
+    # quotients (count, n, m), in units of 1/s
+    A, B = a[..., None], b[..., None]
+    C = (Fp - Fm) / (A + B)
+    CN = (Np + Nm) / (A + B)
+    Fw, FwN = (Fp - f0) / A, (Np + n0) / A
+    Bw, BwN = (f0 - Fm) / B, (Nm + n0) / B
+    val = np.full((n, m), np.nan)
+    err = np.full((n, m), np.inf)
+    status = np.full((n, m), "undefined", dtype=object)
+    lo, hi = np.full((n, m), np.nan), np.full((n, m), np.nan)
+    for sd, D, DN, pw in ((0, C, CN, 2), (1, Fw, FwN, 1), (-1, Bw, BwN, 1)):
+        cols = side == sd
+        if not cols.any():
+            continue
+        est, e, _ = richardson(D[:, cols], DN[:, cols], order=order, power=pw)
+        val[cols], err[cols] = est, e
+        status[cols] = "ok"
+        lo[cols], hi[cols] = est, est
+        grow = _diverges(D[:, cols], DN[:, cols])
+        if grow.any():
+            sign = np.sign(D[-1, cols])
+            val[cols] = np.where(grow, sign * np.inf, val[cols])
+            err[cols] = np.where(grow, np.inf, err[cols])
+            lo[cols], hi[cols] = val[cols], val[cols]
+            status[cols] = np.where(grow, "infinite", status[cols])
+    # kinks and jumps: compare the one-sided slopes at the finest steps (central columns)
+    cols = side == 0
+    if cols.any() and count >= 6:
+        k_st, k_lo, k_hi, k_val, k_err = _kinks(Fw[:, cols], FwN[:, cols], Bw[:, cols], BwN[:, cols],
+                                                Fp[:, cols] - Fm[:, cols], Np[:, cols] + Nm[:, cols])
+        hit = k_st != "ok"
+        sub = status[cols]
+        status[cols] = np.where(hit, k_st, sub)
+        val[cols] = np.where(hit, k_val, val[cols])
+        err[cols] = np.where(hit, k_err, err[cols])
+        lo[cols] = np.where(hit, k_lo, lo[cols])
+        hi[cols] = np.where(hit, k_hi, hi[cols])
+    sc = s[:, None]
+    val, err, lo, hi = val / sc, err / sc, lo / sc, hi / sc
+    err = np.where(np.isfinite(val), np.maximum(err, 2 * EPS * np.abs(val) + TINY), err)
+    status = np.where((status == "ok") & np.isnan(val), "undefined", status).astype(object)
+    name = "central" if method == "central" else "richardson"
+    return Estimate(val.T, err.T, status.T, lo.T, hi.T, name)
+
+
+def _diverges(D, DN, tail=6):
+    """Columns whose quotients grow without bound as the step shrinks: over the last `tail`
+    steps every change goes the same way, the changes do not shrink (a converging series'
+    shrink by 2 or 4 per halving), and the change is far above the rounding."""
+    D = D[-tail:]
+    if len(D) < tail or not np.isfinite(D).all():
+        return np.zeros(D.shape[1:], bool)
+    d = np.diff(D, axis=0)
+    same = np.all(np.sign(d) == np.sign(d[-1]), axis=0) & (d[-1] != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.abs(d[1:]) / np.abs(d[:-1])
+    steady = np.all(ratios >= 0.6, axis=0)
+    loud = np.all(np.abs(d) > 10 * (DN[-tail + 1:] + DN[-tail:-1]), axis=0)
+    return same & steady & loud
+
+
+def _kinks(Fw, FwN, Bw, BwN, dF, dN, tail=4):
+    """Status (kink / jump / ok), slopes and the midpoint estimate from one-sided quotients
+    over a ladder (count, cols, m).  A jump: f(x + t) - f(x - t) does not shrink with t.
+    A kink: the gap between the slopes stays far above its rounding and does not shrink
+    (a smooth f's gap is f'' t: it halves per step)."""
+    gap = Fw - Bw
+    gN = FwN + BwN
+    shape = gap.shape[1:]
+    st = np.full(shape, "ok", dtype=object)
+    if not (np.isfinite(gap[-tail:]).all() and np.isfinite(dF[-tail:]).all()):
+        return st, Fw[-1], Fw[-1], Fw[-1], np.zeros(shape)
+    g, dj = np.abs(gap[-tail:]), np.abs(dF[-tail:])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        flat = np.all(g[1:] / g[:-1] >= 0.75, axis=0)
+        steady = np.all(dj[1:] / dj[:-1] >= 0.9, axis=0) & (dj[-1] >= 0.8 * dj[0])
+    jump = steady & np.all(dj > 50 * dN[-tail:], axis=0)
+    kink = ~jump & flat & np.all(g > 50 * gN[-tail:], axis=0)
+    lo, hi = np.minimum(Fw[-1], Bw[-1]), np.maximum(Fw[-1], Bw[-1])
+    st = np.where(jump, "jump", np.where(kink, "kink", st)).astype(object)
+    val = np.where(jump, np.nan, (lo + hi) / 2)
+    err = np.where(jump, np.inf, (hi - lo) / 2 + gN[-1])
+    lo, hi = np.where(jump, np.nan, lo), np.where(jump, np.nan, hi)
+    return st, lo, hi, val, err
+
+
+# ---- directional first derivative (JVP) --------------------------------------------------------
+def directional(f, x, v, method="auto"):
+    """J(x) v (m,): complex step along v where allowed, else the Jacobian times v."""
+    x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
+    s = nominal_scale(x)
+    if v.any() and (method == "complex-step" or (method == "auto" and f.complex_reason(x) is None)):
+        tau = np.min(s[v != 0] / np.abs(v[v != 0]))
+        w = tau * v[None]
+        out, noise = complex_quotients(f, x[None], w, ecnoise(f, x, s, w))
+        val, err = out[0, 0] / tau, noise[0, 0] / tau
+        if np.all(np.isfinite(val)):
+            err = np.maximum(err, 4 * EPS * np.abs(val) + TINY)
+            st = np.full(val.shape, "ok", dtype=object)
+            return Estimate(val, err, st, val, val, "complex-step")
+    J = first_derivatives(f, x, "richardson" if method == "auto" else method, s)
+    return _combine(J, v)
+
+
+def _combine(J, v):
+    """J v with errors |J err| |v| and the worst status of the components used."""
+    used = v != 0
+    with np.errstate(invalid="ignore"):
+        val = J.value[:, used] @ v[used]
+        err = J.error[:, used] @ np.abs(v[used])
+    st = np.array([_worst(J.status[i, used]) for i in range(J.value.shape[0])], dtype=object)
+    return Estimate(val, err, st, val, val, J.method)
+
+
+RANK = {"ok": 0, "kink": 1, "infinite": 2, "jump": 3, "undefined": 4}
+
+
+def _worst(statuses):
+    return max(statuses, key=RANK.get, default="ok")
+
+
+# ---- second derivatives -------------------------------------------------------------------------
+def second_derivatives(f, x, method="auto", v=None):
+    """The Hessian (n, n) of a scalar black box at x, or H v (n,) when v is given: an
+    Estimate.  Complex step (differences of complex-step gradients) where allowed and
+    finite, else real differences (three points on the diagonal, four off it)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    s = nominal_scale(x)
+    cplx = method == "complex-step" or (method == "auto" and f.complex_reason(x) is None)
+    if v is not None:
+        v = np.asarray(v, dtype=float)
+        if not v.any():
+            z = np.zeros(n)
+            return Estimate(z, z.copy(), np.full(n, "ok", dtype=object), z, z, "exact")
+    if cplx:
+        dirs = np.diag(s) if v is None else (np.min(s[v != 0] / np.abs(v[v != 0])) * v)[None]
+        quot = _hess_complex(f, x, s, dirs, ecnoise(f, x, s, dirs))
+        est = _run(quot)
+        if np.isfinite(est.value).all() or method == "complex-step":
+            H, E = est.value, est.error
+            if v is None:
+                H, E = H / s[:, None], E / s[:, None]
+                H, E = (H + H.T) / 2, np.fmax((E + E.T) / 2, np.abs(H - H.T) / 2)
+            else:
+                tau = np.min(s[v != 0] / np.abs(v[v != 0]))
+                H, E = H[0] / tau, E[0] / tau
+            st = np.where(np.isfinite(H), "ok", "undefined").astype(object)
+            E = np.maximum(E, 4 * EPS * np.abs(H) + TINY)
+            return Estimate(H, E, st, H, H, "complex-step")
+    quot = _hess_real(f, x, s, ecnoise(f, x, s))
+    est = _run(quot)
+    H, E = est.value, est.error
+    grow = est.status
+    if v is not None:
+        st = np.array([_worst(np.where(grow[i, v != 0], "infinite", "ok")) for i in range(n)], dtype=object)
+        with np.errstate(invalid="ignore"):
+            val, err = H[:, v != 0] @ v[v != 0], E[:, v != 0] @ np.abs(v[v != 0])
+        val = np.where(st == "infinite", np.nan, val)
+        return Estimate(val, np.maximum(err, 2 * EPS * np.abs(val) + TINY), st, val, val, "richardson")
+    st = np.where(grow, "infinite", "ok").astype(object)
+    H = np.where(grow, np.sign(H) * np.inf, H)
+    E = np.where(np.isfinite(H), np.maximum(E, 2 * EPS * np.abs(H) + TINY), np.inf)
+    st = np.where(np.isnan(H), "undefined", st).astype(object)
+    return Estimate(H, E, st, H, H, "richardson")
+
+
+class _Ladder(NamedTuple):
+    value: np.ndarray
+    error: np.ndarray
+    status: np.ndarray   # bool: the quotients diverge
+
+
+def _run(quot, count=STEPS, order=3):
+    """Richardson over quot(t) for t = 1/2, 1/4, ..., skipping (coarsely) leading steps where
+    no quotient is finite."""
+    ds, ns = [], []
+    k = 0
+    while len(ds) < count and k < 1100:
+        D, N = quot(0.5 * 2.0 ** -k)
+        if not ds and not np.isfinite(D).any():
+            k += COARSE
+            continue
+        ds.append(D)
+        ns.append(N)
+        k += 1
+        if len(ds) >= count or np.all(np.isfinite(ds).sum(axis=0) >= count):
+            break
+    if not ds:
+        D = np.asarray(D)
+        return _Ladder(np.full(D.shape, np.nan), np.full(D.shape, np.inf), np.zeros(D.shape, bool))
+    est, err, _ = richardson(ds, ns, order=order)
+    return _Ladder(est, err, _diverges(np.array(ds), np.array(ns)))
+
+
+def _shift(x, t, s):
+    P, Q = x + np.diag(t * s), x - np.diag(t * s)
+    a, b = (np.diag(P) - x) / s, (x - np.diag(Q)) / s
+    return P, Q, np.where(a > 0, a, np.nan), np.where(b > 0, b, np.nan)
+
+
+def _hess_real(f, x, s, floor):
+    n, E = len(x), np.eye(len(x))
+    i, j = np.triu_indices(n, 1)
+
+    def quot(t):
+        P, Q, a, b = _shift(x, t, s)
+        di, dj = (a * s)[i, None] * E[i], (a * s)[j, None] * E[j]
+        pts = np.concatenate([x[None], P, Q, x + di + dj, x + di - dj, x - di + dj, x - di - dj])
+        F, N = f(pts)
+        fv, e = F[:, 0], np.maximum(N[:, 0], floor[0] if np.ndim(floor) else floor)
+        w = np.array([b, -(a + b), a]) / (a * b * (a + b) / 2)
+        H = np.diag((w[0] * fv[1:n + 1] + w[1] * fv[0] + w[2] * fv[n + 1:2 * n + 1]) / s / s)
+        Nn = np.diag((w[0] * e[1:n + 1] - w[1] * e[0] + w[2] * e[n + 1:2 * n + 1]) / s / s)
+        c, ce, den = fv[2 * n + 1:].reshape(4, -1), e[2 * n + 1:].reshape(4, -1), 4 * a[i] * a[j]
+        H[i, j] = H[j, i] = (c[0] - c[1] - c[2] + c[3]) / den / s[i] / s[j]
+        Nn[i, j] = Nn[j, i] = ce.sum(axis=0) / den / s[i] / s[j]
+        return H, Nn
+    return quot
+
+
+def _hess_complex(f, x, s, dirs, floor):
+    """Entry (d, j): the central difference along e_j of the complex-step derivative along
+    dirs[d] (the Hessian's columns for dirs = diag(s), an HVP for dirs = [v])."""
+    def quot(t):
+        P, Q, a, b = _shift(x, t, s)
+        out, noise = complex_quotients(f, np.concatenate([P, Q]), dirs, floor)
+        n = len(x)
+        return ((out[:n, :, 0] - out[n:, :, 0]).T / (a + b) / s,
+                (noise[:n, :, 0] + noise[n:, :, 0]).T / (a + b) / s)
+    return quot
+
+
+# ---- Taylor test and random points -----------------------------------------------------------
+def taylor_order(fval, x, g, d, s=None, hess=None, eps=EPS, tol=None, sig=0.0):
+    """Observed order of |phi(x + h d) - phi(x) - h g.d (- h^2/2 d.H.d)| over h = 2^-2 ..
+    2^-30: 2 for a right gradient (3 with the Hessian term), 1 for a wrong one.  `fval(z)`
+    returns a float or None outside the domain.  Pairs at rounding level (or at the level
+    of `tol`, the components' tolerances times |d|) are left out; the order is the median
+    of the finest three that remain, or None when every remainder is at rounding level.
+    Returns (order, remainders)."""
+    phi0 = fval(x)
+    if phi0 is None:
+        return None, []
+    slope = float(np.dot(g, d))
+    curv = 0.0 if hess is None else float(d @ hess @ d)
+    allow = 0.0 if tol is None else float(np.abs(tol) @ np.abs(d))
+    hs, rem, floor = [], [], []
+    for k in range(2, 31):
+        h = 2.0 ** -k
+        v = fval(x + h * d)
+        if v is None:
+            if not rem:
+                continue
+            break
+        hs.append(h)
+        rem.append(abs(v - phi0 - h * slope - 0.5 * h * h * curv))
+        floor.append(8 * sig + 4 * eps * (abs(phi0) + abs(v)) + h * allow + TINY)
+    rem, floor = np.array(rem), np.array(floor)
+    good = rem > 10 * floor
+    orders = [math.log2(rem[i] / rem[i + 1]) for i in range(len(rem) - 1)
+              if good[i] and good[i + 1] and rem[i + 1] > 0]
+    if not orders:
+        return None, rem.tolist()
+    return float(np.median(orders[-3:])), rem.tolist()
+
+
+def random_points(x0, count, seed=0, box=None, inside=None, tries=50):
+    """Points near x0 (each coordinate moved by up to half its magnitude, or 0.5 at 0) or
+    uniform in box (lo, hi), kept when inside(x) is true; yields (x, None) or (None,
+    reason) for a draw that found no point inside."""
+    rng = np.random.default_rng(seed)
+    x0 = np.asarray(x0, dtype=float)
+    scale = np.where(np.abs(x0) > 0, np.abs(x0), 1.0)
+    for _ in range(count):
+        for _ in range(tries):
+            if box is not None:
+                x = rng.uniform(box[0], box[1], x0.shape)
+            else:
+                x = x0 + rng.uniform(-0.5, 0.5, x0.shape) * scale
+            if not np.all(np.isfinite(x)):
+                continue
+            if inside is None or inside(x):
+                yield x, None
+                break
+        else:
+            yield None, "no point inside the domain was found"
