@@ -9,14 +9,8 @@ import click
 
 from adcalc.errors import AdcalcError
 
-DERIVATIVES = {
-    "grad": "Gradient of a scalar expression: df/dx, one entry per input.",
-    "jacobian": "Jacobian of a vector-valued expression: m x n.",
-    "hessian": "Hessian of a scalar expression: n x n.",
-    "hvp": "Hessian-vector product H(x) v, without forming the Hessian.",
-    "jvp": "Jacobian-vector product J(x) v (R-op).",
-    "vjp": "Vector-Jacobian product u^T J(x) (L-op).",
-}
+from adcalc.quantities import QUANTITIES
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -37,6 +31,8 @@ def common(f):
         click.argument("expr", nargs=-1, required=True),
         click.option("--at", "at", metavar="POINT", help="Point: 2,5 or x1=2,x2=5 or 'x=[1,2],W=[[1,0],[0,1]]'."),
         click.option("--vars", "vars_", metavar="A,B,...", help="Variable order (default: natural order of names)."),
+        click.option("--wrt", metavar="A,B,...", help="Differentiate with respect to these variables only; "
+                     "the others are constants."),
         click.option("--engine", "-e", default="reverse", show_default=True, metavar="NAME",
                      help="reverse, forward, symbolic, numeric, gpu, or all."),
         click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object."),
@@ -55,15 +51,15 @@ def _make(command):
                   help=("v for hvp/jvp (over the inputs), u for vjp (over the outputs)."
                         if needs_vector else "Not used by this command."), hidden=not needs_vector)
     @click.option("--method", metavar="M", help="Numeric engine: auto (default: complex step when the expression is complex-analytic, else richardson), central, richardson or complex-step.")
-    def cmd(expr, at, vars_, engine, as_json, digits, debug, vector, method):
+    def cmd(expr, at, vars_, wrt, engine, as_json, digits, debug, vector, method):
         from adcalc.commands import run_derivative
-        run_derivative(command, expr, at, vars_, engine, as_json, digits, vector, method)
+        return run_derivative(command, expr, at, vars_, engine, as_json, digits, vector, method, wrt)
 
-    cmd.__doc__ = DERIVATIVES[command]
+    cmd.__doc__ = QUANTITIES[command].doc
     return cli.command(command, context_settings=CONTEXT)(cmd)
 
 
-for _c in DERIVATIVES:
+for _c in QUANTITIES:
     _make(_c)
 
 
@@ -73,7 +69,16 @@ for _c in DERIVATIVES:
 def engines(as_json, debug):
     """List the engines and whether each can run here."""
     from adcalc.commands import run_engines
-    run_engines(as_json)
+    return run_engines(as_json)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def functions(as_json, debug):
+    """List the functions of the expression language, with domains and kink conventions."""
+    from adcalc.docs import run_functions
+    return run_functions(as_json)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -98,6 +103,7 @@ def diff(expr, wrt, at, vars_, hessian, simplify, cse, latex, as_json, debug):
 @click.argument("expr", nargs=-1)
 @click.option("--at", "at", metavar="POINT", help="The point (also the scale for --random).")
 @click.option("--vars", "vars_", metavar="A,B,...", help="Variable order.")
+@click.option("--wrt", metavar="A,B,...", help="Differentiate with respect to these variables only.")
 @click.option("--quantities", "-q", metavar="Q,...", help="Any of grad,jacobian,hessian,hvp,jvp,vjp.")
 @click.option("--engines", metavar="E,...", help="Engines to run (default: all).")
 @click.option("--rtol", type=float, default=1e-8, show_default=True, help="Relative tolerance for exact engines.")
@@ -112,18 +118,58 @@ def diff(expr, wrt, at, vars_, hessian, simplify, cse, latex, as_json, debug):
 @click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
 @click.option("--digits", type=click.IntRange(1, 17), metavar="N", help="Significant digits shown.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def verify(expr, at, vars_, quantities, engines, rtol, atol, random_n, seed, box, expect_grad,
+def verify(expr, at, vars_, wrt, quantities, engines, rtol, atol, random_n, seed, box, expect_grad,
            expect_hessian, save_failures, replay, as_json, digits, debug):
     """Cross-verify every engine on every quantity; exit 1 on a disagreement."""
     from adcalc.commands import run_verify
     code = run_verify(list(expr), at, vars_, quantities, rtol, atol, engines, random_n, seed, box,
-                      expect_grad, expect_hessian, save_failures, replay, as_json, digits)
+                      expect_grad, expect_hessian, save_failures, replay, as_json, digits, wrt)
     raise click.exceptions.Exit(code)
 
 
-from adcalc.check import check_command  # noqa: E402  (click only; numpy is imported on use)
+@cli.command("check", context_settings=CONTEXT)
+@click.argument("function", metavar="MODULE:FUNC", required=False)
+@click.option("--grad", "grad", metavar="MODULE:GRADFUNC",
+              help="Your gradient (n,) or, with --jacobian, Jacobian (m, n). MODULE defaults to FUNC's.")
+@click.option("--at", "at", metavar="P", help="The point: 1,2,3 or '[1,2,3]' (also the centre for --random).")
+@click.option("--random", "random_n", type=click.IntRange(1, 10 ** 5), metavar="N",
+              help="Check N random points (around --at, in --box, or standard normal of --dim).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random and the directions.")
+@click.option("--dim", type=click.IntRange(1), metavar="N", help="Number of inputs, for --random without --at.")
+@click.option("--box", metavar="LO,HI", help="Draw --random points uniformly in this box.")
+@click.option("--float32", is_flag=True, help="Pass the points as float32 arrays (float32 code).")
+@click.option("--jacobian", is_flag=True, help="FUNC is vector-valued; GRADFUNC returns its Jacobian (m, n).")
+@click.option("--rtol", type=click.FloatRange(0), metavar="R",
+              help="Relative tolerance (default: from the precision; the reference's error is always added).")
+@click.option("--atol", type=click.FloatRange(0), metavar="A", help="Absolute tolerance (default: from the precision).")
+@click.option("--method", type=click.Choice(["auto", "complex-step", "richardson"]), default="auto",
+              show_default=True, help="Reference: complex step where f is complex-analytic, else differences.")
+@click.option("--save-failures", metavar="FILE", help="On a mismatch, write a replayable counterexample.")
+@click.option("--replay", metavar="FILE", help="Run a counterexample saved by --save-failures again.")
+@click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
+@click.option("--digits", type=click.IntRange(1, 17), metavar="N", help="Significant digits shown.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=300.0, show_default=True,
+              metavar="SECONDS", help="Stop the user's code after this long (the whole check).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def check(function, grad, at, random_n, seed, dim, box, float32, jacobian, rtol, atol, method,
+          save_failures, replay, as_json, digits, timeout, debug):
+    """Check your own gradient code against numerical differentiation; exit 1 if wrong.
 
-cli.add_command(check_command, "check")
+    \b
+    FUNC takes one 1-D numpy array x and returns a scalar (a vector with --jacobian);
+    GRADFUNC returns the gradient (n,) or the Jacobian (m, n).  MODULE is a module
+    importable from the current directory or a path to a .py file.
+    \b
+    Example:
+      adcalc check mymodel:loss --grad mymodel:loss_grad --at 1,2,3
+      adcalc check model.py:f --grad model.py:g --random 20 --at 1,1 --seed 1
+    """
+    from adcalc.check.report import run_check
+    code = run_check(function, grad, at=at, random_n=random_n, seed=seed, dim=dim, box=box,
+                     jacobian=jacobian, rtol=rtol, atol=atol, method=method, as_json=as_json,
+                     save_failures=save_failures, digits=digits, replay=replay, float32=float32,
+                     timeout=timeout)
+    raise click.exceptions.Exit(code)
 
 
 def _argv_has(flag, argv):

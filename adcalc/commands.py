@@ -1,156 +1,192 @@
-"""What the CLI commands do, kept apart from click: Problem -> engine(s) -> output."""
-import math
+"""What the CLI's commands do with their options: build a Problem, ask the library, print.
+
+Derivatives (`grad` ... `vjp`, one engine or all), `verify` and `engines`.  JSON goes
+through envelope.py; tables through render.py; warnings go to stderr on a screen.
+"""
 import sys
 
 import numpy as np
 
+from adcalc import verify as V
 from adcalc.engines import ENGINES, availability, get_engine
 from adcalc.engines.base import compute
-from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
-from adcalc.points import component_names, parse_flat, quantity_labels
+from adcalc.envelope import emit, envelope, finite, output_names
+from adcalc.errors import AdcalcError, EngineUnavailable, InputError
+from adcalc.points import parse_flat
 from adcalc.problem import Problem
-from adcalc.render import dumps, fmt, table, to_json_value
+from adcalc.quantities import QUANTITIES
+from adcalc.render import fmt, table, to_json_value, warning_line
 
-REFERENCE_ORDER = ("symbolic", "forward", "reverse", "gpu", "numeric")
-KEYS = {"grad": "gradient"}  # JSON key per command (the contract's names)
-
-
-def output_names(prob):
-    return component_names("f", prob.out_shape)
+ANSWER_ORDER = ("symbolic", "forward", "reverse", "gpu", "compiled", "numeric")
+KINK_ANSWER_ORDER = ("forward", "reverse", "gpu", "compiled", "symbolic", "numeric")
+NOTES = {"kink": "one-sided slopes {lo} and {hi} differ: not differentiable here (shown: their midpoint)",
+         "jump": "f jumps here: no derivative", "infinite": "the slope grows without bound",
+         "undefined": "no difference step fits inside the domain"}
 
 
 def read_vector(command, prob, text):
     if text is None:
         what = "u (one number per output)" if command == "vjp" else "v (one number per input)"
         raise InputError(f"{command} needs --vector: {what}")
-    if command == "vjp":
+    if QUANTITIES[command].vector == "outputs":
         return parse_flat(text, output_names(prob), [("f", prob.out_shape)])
-    return parse_flat(text, prob.inputs, [(v, prob.shapes[v]) for v in prob.variables])
+    return parse_flat(text, prob.inputs, [(v, prob.shapes[v]) for v in prob.wrt])
 
 
-def engine_options(name, method):
-    if method and name != "numeric":
-        return {}
-    return {"method": method} if method else {}
+def problem(exprs, at, vars_, wrt=None):
+    names = None if not wrt else [w.strip() for w in wrt.split(",") if w.strip()]
+    return Problem(list(exprs), at=at, vars=vars_, wrt=names)
 
 
 def run_engines_on(command, prob, names, vector, method, strict):
     """{name: Result | ('unavailable', reason) | ('error', message)} for each engine."""
     out = {}
-    x = prob.x0()
     for name in names:
         try:
-            engine = get_engine(name, **engine_options(name, method))
-            out[name] = compute(engine, prob, command, x, vector)
+            engine = get_engine(name, **({"method": method} if method and name == "numeric" else {}))
+            with np.errstate(all="ignore"):
+                out[name] = compute(engine, prob, command, prob.x0(), vector)
         except EngineUnavailable as e:
             if strict:
                 raise
             out[name] = ("unavailable", str(e).split(": ", 1)[-1])
         except AdcalcError as e:
-            if strict or e.kind in ("domain", "input"):
+            if strict or e.kind in ("domain", "input", "parse"):
                 raise
-            out[name] = ("error", str(e))
+            out[name] = ("error", " ".join(str(e).split()))
     return out
 
 
-def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_text, method):
-    prob = Problem(list(exprs), at=at, vars=vars_)
-    vector = read_vector(command, prob, vector_text) if command in ("hvp", "jvp", "vjp") else None
+def component_notes(result, labels):
+    """Warnings from an engine's own per-component statuses (numeric: kink, jump, ...)."""
+    st = result.info.get("status")
+    if st is None:
+        return []
+    st = np.asarray(st, dtype=object).ravel()
+    lo, hi = (np.asarray(result.info.get(k, result.value), float).ravel() for k in ("lo", "hi"))
+    out = []
+    for i, s in enumerate(st):
+        if s != "ok":
+            out.append(f"{labels[i]}: " + NOTES[s].format(lo=fmt(lo[i]), hi=fmt(hi[i])))
+    return out
+
+
+def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_text, method, wrt=None):
+    q = QUANTITIES[command]
+    prob = problem(exprs, at, vars_, wrt)
+    vector = read_vector(command, prob, vector_text) if q.vector else None
     if method and engine not in ("numeric", "all"):
         raise InputError("--method applies to the numeric engine (use --engine numeric)")
-    names = list(ENGINES) if engine == "all" else [engine]
     if engine != "all" and engine not in ENGINES:
         get_engine(engine)  # raises the 'unknown engine' error
+    names = list(ENGINES) if engine == "all" else [engine]
     results = run_engines_on(command, prob, names, vector, method, strict=engine != "all")
-    value = prob.value(prob.x0())
+    x = prob.x0()
+    kinks = V.find_kinks(prob, x)
     warnings = []
-    obj = {
-        "command": command, "expression": prob.expression, "engine": engine,
-        "variables": prob.variables, "shapes": {v: list(s) for v, s in prob.shapes.items()},
-        "inputs": prob.inputs, "point": {v: prob.point[v].tolist() for v in prob.variables},
-        "value": to_json_value(value, "value", warnings), "warnings": warnings,
-    }
+    obj = envelope(command, prob, engine, warnings)
     if command in ("jacobian", "jvp", "vjp"):
         obj["outputs"] = output_names(prob)
     if vector is not None:
         obj["vector"] = vector.tolist()
-    shape = result_shape(command, prob)
-    ok = {n: r for n, r in results.items() if not isinstance(r, tuple)}
+    shape = q.shape(prob.n, prob.m)
+    labels = q.labels(prob.inputs, output_names(prob))
+    if kinks:
+        obj["kinks"] = kinks
+        warnings.append("not differentiable at this point: " + "; ".join(kinks))
     if engine == "all":
-        ref = next((n for n in REFERENCE_ORDER if n in ok), None)
-        if ref is None:
-            raise EngineUnavailable("no engine could compute this here")
-        obj["reference"] = ref
-        obj[KEYS.get(command, command)] = to_json_value(ok[ref].value.reshape(shape), command, warnings)
-        engines_obj = {}
-        for n, r in results.items():
-            if isinstance(r, tuple):
-                engines_obj[n] = {"status": r[0], "reason": r[1]}
-            else:
-                engines_obj[n] = {"status": "ok", KEYS.get(command, command): to_json_value(r.value.reshape(shape), f"{n} {command}", warnings)}
-                if r.error is not None:
-                    engines_obj[n]["error_estimate"] = to_json_value(r.error.reshape(shape), f"{n} error estimate", warnings)
-        obj["engines"] = engines_obj
-        if len(ok) > 1:
-            stack = np.stack([r.value.reshape(shape) for r in ok.values()])
-            obj["spread"] = to_json_value(stack.max(0) - stack.min(0), "spread", warnings)
+        _all_engines(obj, command, q, prob, results, kinks, shape, labels, warnings)
     else:
-        r = ok[engine]
-        obj[KEYS.get(command, command)] = to_json_value(r.value.reshape(shape), KEYS.get(command, command), warnings)
+        r = results[engine]
+        obj[q.key] = to_json_value(r.value.reshape(shape), q.key, warnings, labels)
         if r.error is not None:
-            obj["error_estimate"] = to_json_value(r.error.reshape(shape), "error estimate", warnings)
-        obj.update(r.info)
+            obj["error_estimate"] = to_json_value(r.error.reshape(shape), "error estimate", warnings, labels)
+        if "method" in r.info:
+            obj["method"] = r.info["method"]
+        if "status" in r.info:
+            obj["status"] = np.asarray(r.info["status"], dtype=object).reshape(shape).tolist()
+            warnings += component_notes(r, labels)
     if as_json:
-        sys.stdout.write(dumps(obj) + "\n")
-        return
-    show_human(command, prob, obj, results, digits)
+        emit(obj)
+        return 0
+    show_human(command, prob, obj, results, digits, labels)
+    return 0
 
 
-def result_shape(command, prob):
-    n, m = prob.n, prob.m
-    return {"grad": (n,), "jacobian": (m, n), "hessian": (n, n), "hvp": (n,), "jvp": (m,), "vjp": (n,)}[command]
+def _all_engines(obj, command, q, prob, results, kinks, shape, labels, warnings):
+    ok = {n: r for n, r in results.items() if not isinstance(r, tuple)}
+    order = KINK_ANSWER_ORDER if kinks else ANSWER_ORDER
+    ref = next((n for n in order if n in ok), None)
+    if ref is None:
+        raise EngineUnavailable("no engine could compute this here")
+    obj["reference"] = ref
+    obj[q.key] = to_json_value(ok[ref].value.reshape(shape), q.key, warnings, labels)
+    engines = {}
+    for n, r in results.items():
+        if isinstance(r, tuple):
+            engines[n] = {"status": r[0], "reason": r[1]}
+            continue
+        st, mabs, mrel, worst, tol, nf = V.judge(r.value, ok[ref].value, labels, 1e-8, 1e-12, r.error,
+                                                 bool(kinks), r.info.get("status"))
+        e = {"status": st, q.key: to_json_value(r.value.reshape(shape), f"{n} {q.key}", warnings, labels),
+             "max_abs_diff": mabs, "tolerance": tol, "reason": None}
+        if r.error is not None:
+            e["error_estimate"] = to_json_value(r.error.reshape(shape), f"{n} error estimate", warnings, labels)
+        if "lo" in r.info and st == "kink":
+            e["slopes"] = [np.asarray(r.info["lo"], float).reshape(shape).tolist(),
+                           np.asarray(r.info["hi"], float).reshape(shape).tolist()]
+        notes = component_notes(r, labels)
+        if st == "kink":
+            e["reason"] = "; ".join(notes) if notes else "conventions differ at a kink: " + "; ".join(kinks)
+        elif st == "not finite":
+            e["reason"] = f"{nf} component(s) not finite in the reference"
+        elif notes:
+            e["reason"] = "; ".join(notes)
+        engines[n] = finite(e, warnings, n)
+    obj["engines"] = engines
+    vals = np.stack([r.value.reshape(-1) for n, r in ok.items() if engines[n]["status"] in ("ok", "not finite")])
+    with np.errstate(invalid="ignore"):
+        obj["spread"] = to_json_value((vals.max(0) - vals.min(0)).reshape(shape), "spread", warnings, labels) \
+            if len(vals) > 1 else None
 
 
-def show_human(command, prob, obj, results, digits):
-    title = (f"{command} of {_expr_text(prob)} at {prob.describe(prob.x0())}"
-             f"  [engine: {obj['engine']}]")
+def show_human(command, prob, obj, results, digits, labels):
+    q = QUANTITIES[command]
+    title = f"{command} of {_expr_text(prob)} at {prob.describe(prob.x0())}  [engine: {obj['engine']}]"
     value = np.asarray(prob.value(prob.x0()))
     vtext = fmt(value, digits) if value.ndim == 0 else np.array2string(
         value, separator=", ", threshold=20, formatter={"float_kind": lambda v: fmt(v, digits)})
-    footer = "\n".join([f"value: {vtext}"] + [f"warning: {w}" for w in obj["warnings"]])
-    rows_in, rows_out = prob.inputs, output_names(prob)
+    footer = [f"value: {vtext}"]
+    shape = q.shape(prob.n, prob.m)
     if obj["engine"] == "all":
         ok = {n: r for n, r in results.items() if not isinstance(r, tuple)}
-        bad = {n: r for n, r in results.items() if isinstance(r, tuple)}
-        shape = result_shape(command, prob)
-        labels = quantity_labels(rows_in, rows_out, command, sep=" / ")
-        vals = {n: r.value.reshape(shape).ravel() for n, r in ok.items()}
         headers = ["component"] + list(ok) + (["spread"] if len(ok) > 1 else [])
-        rows = []
-        for i, lab in enumerate(labels):
-            row = [lab] + [vals[n][i] for n in ok]
-            if len(ok) > 1:
-                col = [vals[n][i] for n in ok]
-                row.append(max(col) - min(col))
-            rows.append(row)
-        footer += "".join(f"\n{n}: {kind}: {why}" for n, (kind, why) in bad.items())
-        table(title, headers, rows, digits, footer)
-        return
-    r = next(r for r in results.values() if not isinstance(r, tuple))
-    res = r.value
-    err = r.error
-    if command in ("grad", "hvp", "vjp", "jvp"):
-        labels = rows_out if command == "jvp" else rows_in
-        headers = ["output" if command == "jvp" else "input", KEYS.get(command, command)] + (["error estimate"] if err is not None else [])
-        rows = [[lab, res[i]] + ([err[i]] if err is not None else []) for i, lab in enumerate(labels)]
+        vals = {n: r.value.reshape(-1) for n, r in ok.items()}
+        spread = np.ravel(np.asarray(obj.get("spread") if obj.get("spread") is not None else
+                                     np.full(len(labels), np.nan), dtype=float)) if len(ok) > 1 else None
+        rows = [[lab] + [vals[n][i] for n in ok] + ([spread[i]] if spread is not None else [])
+                for i, lab in enumerate(labels)]
+        footer.append(f"reference: {obj['reference']}")
+        for n, e in obj["engines"].items():
+            if e["status"] != "ok":
+                footer.append(f"{n}: {e['status']}" + (f": {e['reason']}" if e.get("reason") else ""))
+        table(title, headers, rows, digits, "\n".join(footer))
     else:
-        labels = rows_out if command == "jacobian" else rows_in
-        res = res.reshape(len(labels), prob.n)
-        headers = [("output \\ input" if command == "jacobian" else "")] + rows_in
-        rows = [[lab] + list(res[i]) for i, lab in enumerate(labels)]
-        if err is not None:
-            footer += f"\nlargest error estimate: {fmt(np.max(err), 3)}"
-    table(title, headers, rows, digits, footer)
+        r = results[obj["engine"]]
+        res, err = r.value, r.error
+        if command in ("grad", "hvp", "vjp", "jvp"):
+            headers = ["output" if command == "jvp" else "input", q.key] + (["error estimate"] if err is not None else [])
+            rows = [[lab, res[i]] + ([err[i]] if err is not None else []) for i, lab in enumerate(labels)]
+        else:
+            rlabels, clabels = q.rows(prob.inputs, output_names(prob))
+            res = res.reshape(shape)
+            headers = [("output \\ input" if command == "jacobian" else "")] + clabels
+            rows = [[lab] + list(res[i]) for i, lab in enumerate(rlabels)]
+            if err is not None:
+                footer.append(f"largest error estimate: {fmt(np.max(err), 3)}")
+        table(title, headers, rows, digits, "\n".join(footer))
+    for w in obj["warnings"]:
+        warning_line(w)
 
 
 def _expr_text(prob):
@@ -161,124 +197,60 @@ def _expr_text(prob):
 def run_engines(as_json):
     rows = availability()
     if as_json:
-        sys.stdout.write(dumps({"engines": {n: {"available": r is None, "reason": r} for n, r in rows}}) + "\n")
-        return
+        emit({"engines": {n: {"available": r is None, "reason": r} for n, r in rows}})
+        return 0
     table("engines", ["engine", "status", "reason"],
           [[n, "available" if r is None else "unavailable", r or ""] for n, r in rows])
+    return 0
 
 
 # ---- verify ------------------------------------------------------------------------------
-def run_verify(exprs, at, vars_, quantities, rtol, atol, engines, random_n, seed, box,
-               expect_grad, expect_hessian, save_failures, replay, as_json, digits):
-    import json
-
-    from adcalc import verify as V
-    if replay:
-        from adcalc.check import is_check_file, run_check
-        if is_check_file(replay):  # a counterexample saved by `adcalc check --save-failures`
-            return run_check(None, None, replay=replay, as_json=as_json, digits=digits)
+def run_verify(exprs, at, vars_, quantities, rtol, atol, engines, random_n, seed, box, expect_grad,
+               expect_hessian, save_failures, replay, as_json, digits, wrt=None):
+    from adcalc import replay as R
     points = None
+    claims = [(k, t) for k, t in (("grad", expect_grad), ("hessian", expect_hessian)) if t]
     if replay:
-        try:
-            with open(replay) as fh:
-                saved = json.load(fh)
-            exprs, vars_ = saved["expression"], saved.get("vars")
-            quantities = quantities or ",".join(saved.get("quantities", [])) or None
-            seed = saved.get("seed", seed)
-            points = [{k: np.asarray(v, float) for k, v in p.items()} for p in saved["points"]]
-        except FileNotFoundError:
-            raise InputError(f"--replay: no such file {replay!r}") from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise InputError(f"--replay: {replay!r} is not a file written by --save-failures ({e})") from None
+        saved = R.load(replay, "verify")
+        exprs, vars_, wrt = saved["expression"], saved.get("vars"), saved.get("wrt") or wrt
+        quantities = quantities or ",".join(saved.get("quantities", [])) or None
+        seed = saved.get("seed", seed)
+        claims = claims or [tuple(c) for c in saved.get("claims", [])]
+        points = saved["points"]
     if not exprs:
         raise InputError("verify needs an expression (or --replay FILE)")
     exprs = [exprs] if isinstance(exprs, str) else list(exprs)
-    prob = Problem(exprs, at=None if points else at, vars=vars_, point=points[0] if points else None)
-    qs = [q.strip() for q in quantities.split(",")] if quantities else V.default_quantities(prob)
-    for q in qs:
-        if q not in ("grad", "jacobian", "hessian", "hvp", "jvp", "vjp"):
-            raise InputError(f"--quantities: unknown quantity {q!r} (grad, jacobian, hessian, hvp, jvp, vjp)")
-        if q in ("grad", "hessian", "hvp") and prob.m != 1:
-            raise InputError(f"--quantities: {q} needs a scalar expression; this one has {prob.m} outputs")
-    names = [e.strip() for e in engines.split(",")] if engines else None
-    for n in names or []:
-        if n not in ENGINES:
-            raise InputError(f"--engines: unknown engine {n!r}; choose from {', '.join(ENGINES)}")
-    xs = [prob.x0()] if points is None else [np.concatenate([p[v].ravel() for v in prob.variables]) for p in points]
-    warnings = []
-    if random_n:
-        lohi = None
-        if box:
-            try:
-                lohi = [float(t) for t in box.split(",")]
-                assert len(lohi) == 2 and lohi[0] < lohi[1]
-            except (ValueError, AssertionError):
-                raise InputError("--box takes LO,HI with LO < HI") from None
-        xs = []
-        for x, why in V.random_points(prob, random_n, seed, lohi):
-            if x is None:
-                warnings.append(why)
-            else:
-                xs.append(x)
-        if not xs:
-            raise InputError("--random: no point inside the expression's domain was found; give --at or --box")
-    reports = []
-    for x in _progress(xs, "verifying"):
+    names = None if not wrt else [w.strip() for w in (wrt if isinstance(wrt, str) else ",".join(wrt)).split(",")]
+    prob = Problem(exprs, at=None if points else at, vars=vars_, point=points[0] if points else None, wrt=names)
+    xs = None if points is None else [np.concatenate([np.ravel(np.asarray(p[v], float)) for v in prob.wrt])
+                                      for p in points]
+    lohi = None
+    if box:
         try:
-            rep = V.verify(prob, qs, names, rtol=rtol, atol=atol, x=x, seed=seed)
-        except DomainError as e:
-            if len(xs) == 1:
-                raise
-            warnings.append(str(e))
-            continue
-        if expect_grad:
-            rep.claims.append(V.check_claims(prob, rep, expect_grad, "grad", x))
-        if expect_hessian:
-            rep.claims.append(V.check_claims(prob, rep, expect_hessian, "hessian", x))
-        reports.append(rep)
-    if not reports:
-        raise DomainError("every point was outside the expression's domain")
-    report = V.merge(reports) if len(reports) > 1 else reports[0]
-    if len(reports) == 1:
-        for c in report.checks:
-            c.point = None
-    report.warnings = warnings + [f"{len(xs) - len(reports)} of {len(xs)} points were skipped"] * (len(reports) < len(xs))
+            lohi = [float(t) for t in box.split(",")]
+            assert len(lohi) == 2 and lohi[0] < lohi[1] and all(np.isfinite(lohi))
+        except (ValueError, AssertionError):
+            raise InputError("--box takes LO,HI with finite LO < HI") from None
+    report = V.run(prob, [q.strip() for q in quantities.split(",")] if quantities else None,
+                   [e.strip() for e in engines.split(",")] if engines else None, rtol, atol, xs,
+                   random_n, seed, lohi, claims)
     if save_failures and not report.ok:
-        failing = [r for r in reports if not r.ok]
-        with open(save_failures, "w") as fh:
-            json.dump({"expression": prob.expression, "vars": ",".join(prob.variables), "seed": seed,
-                       "quantities": qs, "engines": names or list(ENGINES),
-                       "points": [{v: a.tolist() for v, a in prob.split(r.x).items()} for r in failing],
-                       "differences": [{f"{c.engine}:{c.quantity}": c.as_dict() for c in r.checks + r.claims
-                                        if c.status in ("mismatch", "error")} for r in failing]},
-                      fh, indent=1, allow_nan=False, default=str)
-        report.warnings.append(f"failures saved to {save_failures}; rerun with: adcalc verify --replay {save_failures}")
+        R.save_verify(save_failures, prob, report, seed, claims)
+        report.warnings.append(f"failures saved to {save_failures}; rerun with: adcalc verify --replay "
+                               f"{save_failures}")
     show_verify(prob, report, as_json, digits)
     return report.return_code
 
 
-def _progress(items, what):
-    if len(items) < 20 or not sys.stderr.isatty():
-        return items
-    from rich.progress import track
-    return track(items, description=what, console=_stderr_console(), transient=True)
-
-
-def _stderr_console():
-    from rich.console import Console
-    return Console(stderr=True)
-
-
 def _engine_summary(checks):
-    from adcalc.verify import STATUS_RANK as rank
     out = {}
     for c in checks:
         e = out.setdefault(c.engine, {"status": c.status, "max_abs_diff": None, "max_rel_diff": None,
-                                      "reason": c.reason, "quantities": {}})
+                                      "tolerance": c.tolerance, "reason": c.reason, "quantities": {}})
         if c.quantity != "*":
             e["quantities"][c.quantity] = c.as_dict()
-        if rank[c.status] > rank[e["status"]]:
-            e["status"], e["reason"] = c.status, c.reason
+        if V.RANK[c.status] > V.RANK[e["status"]]:
+            e["status"], e["reason"], e["tolerance"] = c.status, c.reason, c.tolerance
         for k, v in (("max_abs_diff", c.max_abs), ("max_rel_diff", c.max_rel)):
             if v is not None:
                 e[k] = v if e[k] is None else max(e[k], v)
@@ -287,52 +259,56 @@ def _engine_summary(checks):
 
 def show_verify(prob, report, as_json, digits):
     warnings = list(report.warnings)
+    summary = _summary(report)
     if as_json:
-        value = prob.value(prob.x0())
-        obj = {"command": "verify", "expression": prob.expression, "engine": "all",
-               "variables": prob.variables, "shapes": {v: list(s) for v, s in prob.shapes.items()},
-               "inputs": prob.inputs, "point": {v: prob.point[v].tolist() for v in prob.variables},
-               "value": None, "warnings": warnings, "ok": report.ok, "reference": report.reference,
-               "engines": _engine_summary(report.checks), "kinks": report.kinks, "points": report.points,
-               "claims": {c.quantity: c.as_dict() for c in report.claims}}
-        obj["value"] = to_json_value(value, "value", warnings)
-        sys.stdout.write(dumps(_finite(obj, warnings)) + "\n")
+        obj = envelope("verify", prob, "all", warnings)
+        obj.update({"ok": report.ok, "reference": report.reference, "engines": _engine_summary(report.checks),
+                    "kinks": report.kinks, "not_finite": report.not_finite, "points": report.points,
+                    "claims": {c.quantity: c.as_dict() for c in report.claims}, "summary": summary})
+        emit(finite(obj, warnings))
         return
     rows = []
-    for c in report.checks:
+    for c in report.checks + report.claims:
         if c.status == "unavailable":
-            rows.append([c.engine, "-", "unavailable", "", "", "", c.reason or ""])
+            rows.append([c.engine, "-", "unavailable", None, None, None, "", c.reason or ""])
             continue
-        rows.append([c.engine, c.quantity, c.status, _num(c.max_abs), _num(c.max_rel), c.worst or "",
-                     ("" if c.order is None else f"taylor order {c.order:.2f}") if c.quantity == "grad"
-                     else (c.reason or "")])
-    for c in report.claims:
-        rows.append([c.engine, c.quantity, c.status, _num(c.max_abs), _num(c.max_rel), c.worst or "", c.reason or ""])
-    title = f"verify {_expr_text(prob)} at {prob.describe(prob.x0()) if report.points == 1 else f'{report.points} points'}"
+        note = c.reason or ""
+        if c.quantity == "grad" and c.order is not None:
+            note = (note + "; " if note else "") + f"taylor order {c.order:.2f}"
+        rows.append([c.engine, c.quantity, c.status, c.max_abs, c.max_rel, c.tolerance, c.worst or "", note])
+    where = prob.describe(report.x) if report.points == 1 else f"{report.points} points"
     lines = [f"reference: {report.reference}"]
-    lines += [f"not differentiable at this point: {k}" for k in report.kinks]
     if report.points > 1:
-        worst = [c for c in report.checks if c.point and c.status != "ok"]
-        lines += [f"worst point for {c.engine} {c.quantity}: {c.point}" for c in worst]
-    lines += [f"warning: {w}" for w in warnings]
-    lines.append("ok: every engine that ran agrees" if report.ok else "MISMATCH: see the rows marked mismatch")
-    table(title, ["engine", "quantity", "status", "max abs diff", "max rel diff", "worst", "note"],
+        lines += [f"worst point for {c.engine} {c.quantity}: {c.point}"
+                  for c in report.checks if c.point and c.status not in ("ok", "unavailable")]
+    lines.append(summary)
+    table(f"verify {_expr_text(prob)} at {where}",
+          ["engine", "quantity", "status", "max abs diff", "max rel diff", "tolerance", "worst", "note"],
           rows, digits, "\n".join(lines))
+    for w in warnings:
+        warning_line(w)
 
 
-def _num(v):
-    return "" if v is None else fmt(v, 3)
+def _summary(report):
+    if not report.ok:
+        bad = sorted({f"{c.engine} {c.quantity}" for c in report.checks + report.claims
+                      if c.status in ("mismatch", "error")})
+        return "MISMATCH: " + ", ".join(bad)
+    parts = ["ok: every engine that ran agrees within its tolerance"]
+    if report.kinks:
+        parts.append("kink: " + "; ".join(report.kinks))
+    if report.not_finite:
+        parts.append("not finite (overflow or an infinite slope) in " + ", ".join(report.not_finite))
+    return "; ".join(parts)
 
 
-def _finite(obj, warnings):
-    """Replace non-finite floats anywhere in obj by None (strict JSON)."""
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            warnings.append("a non-finite difference was written as null")
-            return None
-        return obj
-    if isinstance(obj, dict):
-        return {k: _finite(v, warnings) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v, warnings) for v in obj]
-    return obj
+def stderr_console():
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def progress(items, what):
+    if len(items) < 20 or not sys.stderr.isatty():
+        return items
+    from rich.progress import track
+    return track(items, description=what, console=stderr_console(), transient=True)

@@ -68,6 +68,13 @@ def typical_scale(x):
     return np.maximum(nominal_scale(x), typ)
 
 
+def quantize(f, P):
+    """P rounded to the precision the black box takes its input in (float32 code), so that
+    the displacements used are the ones taken."""
+    q = getattr(f, "quantize", None)
+    return P if q is None else q(P)
+
+
 # ---- Richardson extrapolation ------------------------------------------------------------
 def richardson(D, noise, ratio=2.0, order=3, power=2):
     """Extrapolate quotients D[k] at steps shrinking by `ratio`, whose error runs in powers
@@ -175,6 +182,7 @@ def _ladder_start(f, x, s, n, base=0.5):
         P = np.repeat(x[None], 2 * len(todo), axis=0)
         P[np.arange(len(todo)), todo] += t
         P[len(todo) + np.arange(len(todo)), todo] -= t
+        P = quantize(f, P)
         moved = (P[np.arange(len(todo)), todo] != x[todo]) & (P[len(todo) + np.arange(len(todo)), todo] != x[todo])
         F, _ = f(P)
         good = np.all(np.isfinite(F), axis=1)
@@ -206,6 +214,7 @@ def _series(f, x, s, f0, noise0, start, count=STEPS, base=0.5):
     step = T * s
     P[:, 0, cols, cols] += step
     P[:, 1, cols, cols] -= step
+    P = quantize(f, P)
     a = (P[:, 0, cols, cols] - x) / s        # displacements actually taken, in units of s
     b = (x - P[:, 1, cols, cols]) / s
     F, N = f(P.reshape(-1, n))
@@ -496,6 +505,43 @@ def _hess_complex(f, x, s, dirs, floor):
         return ((out[:n, :, 0] - out[n:, :, 0]).T / (a + b) / s,
                 (noise[:n, :, 0] + noise[n:, :, 0]).T / (a + b) / s)
     return quot
+
+
+# ---- noisy (low precision) functions ---------------------------------------------------------
+def fit_slope(f, x, j, s_j, noise, f0, J=32, P=8, seed=None):
+    """d f / d x_j of a noisy f by least squares: a polynomial of degree P (and P + 2, to see
+    the truncation) through f at 2J jittered points spread over [-H, H], for the widest
+    H = s_j/2, s_j/4, ... where the polynomial fits to the level of f's noise.  Averages the
+    rounding that Richardson's smallest steps amplify (float32 code: about ten times less
+    noise).  Returns (estimate (m,), error (m,)) or None."""
+    eps = getattr(f, "eps", EPS)
+    jitter = np.random.default_rng(j if seed is None else seed).uniform(-0.5, 0.5, (J, 2))
+    for k in range(6):
+        H = 0.5 * 2.0 ** -k * s_j
+        offs = np.concatenate([(np.arange(1, J + 1) - 0.5 + jitter[:, 0]) / J,
+                               -(np.arange(1, J + 1) - 0.5 + jitter[:, 1]) / J]) * H
+        P_ = np.repeat(x[None], len(offs), axis=0)
+        P_[:, j] += offs
+        P_ = quantize(f, P_)
+        Y, _ = f(P_)
+        if not np.all(np.isfinite(Y)):
+            continue
+        u = np.concatenate([(P_[:, j] - x[j]) / H, [0.0]])
+        Y = np.concatenate([Y, f0[None]])
+        out = []
+        for deg in (P, P + 2):
+            X = np.vander(u, deg + 1, increasing=True)
+            coef, _, rank, _ = np.linalg.lstsq(X, Y, rcond=None)
+            if rank < deg + 1:
+                return None
+            res = Y - X @ coef
+            s_res = np.maximum(np.sqrt(np.sum(res ** 2, axis=0) / (len(u) - deg - 1)), 0.3 * eps * np.abs(f0))
+            C = np.linalg.inv(X.T @ X)
+            out.append((coef[1] / H, np.sqrt(C[1, 1]) * s_res / H, s_res))
+        (a, sa, ra), (b, sb, _) = out
+        if np.all(ra <= 3 * np.maximum(noise, eps * np.abs(f0))) and np.all(np.abs(a - b) <= 2 * (sa + sb)):
+            return a, 2 * sa + np.abs(a - b)
+    return None
 
 
 # ---- Taylor test and random points -----------------------------------------------------------

@@ -78,15 +78,24 @@ def _significant(text):
     return max(len(digits), 1)
 
 
-def to_json_value(a, name, warnings):
-    """Nested lists of floats; non-finite entries become None and are named in warnings."""
+def to_json_value(a, name, warnings, labels=None):
+    """Nested lists of floats; non-finite entries become None (null) and are named in
+    `warnings` by their component labels (flat, row-major) when given: "gradient: infinite
+    at x1; not a number at x[2]"."""
     arr = np.asarray(a, dtype=float)
     bad = ~np.isfinite(arr)
     if bad.any():
-        idx = [",".join(map(str, i)) for i in np.argwhere(bad)[:5]]
-        where = f" at [{'], ['.join(idx)}]" if arr.ndim else ""
-        more = " and more" if bad.sum() > 5 else ""
-        warnings.append(f"{name} is not finite{where}{more} (written as null)")
+        flat = arr.ravel()
+        where = []
+        for word, mask in (("infinite", np.isinf(flat)), ("not a number", np.isnan(flat))):
+            idx = np.flatnonzero(mask)
+            if idx.size:
+                names = [labels[i] if labels is not None and i < len(labels) else
+                         ("[" + ",".join(map(str, np.unravel_index(i, arr.shape))) + "]" if arr.ndim else "")
+                         for i in idx[:5]]
+                more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+                where.append(f"{word}" + (f" at {', '.join(names)}{more}" if any(names) else ""))
+        warnings.append(f"{name}: {'; '.join(where)}")
         obj = np.where(bad, None, arr.astype(object))
         return obj.tolist() if arr.ndim else None
     return arr.tolist()

@@ -1,44 +1,83 @@
-"""Cross-verification: every engine computes every quantity; differences are judged.
+"""Cross-verification: every engine computes every quantity; the differences are judged.
 
-Exact engines are compared with the reference (symbolic where it runs, else forward)
-with a tolerance scaled to the size of the quantity; the numeric engine is judged
-against its own per-component error estimate.  A point where the expression is not
-differentiable (abs or relu at 0, a max/min tie, ...) is reported as a kink, never
-as a mismatch.  A Taylor test checks each gradient without any step tolerance: the
-remainder |f(x+hd) - f(x) - h g.d| must shrink like h^2.
+Verdict rules, component by component, against a reference engine:
+
+* reference: symbolic (SymPy's own diff, none of the table's rules), then forward,
+  then reverse; at a point where the expression is not differentiable (a kink, from
+  each record's kink predicate) forward, then reverse, whose values follow the
+  documented conventions (SymPy's Heaviside(0) = 1/2 is not the convention);
+* tolerance: atol + rtol max(|ref|, largest |ref| of the quantity) for exact engines;
+  for the numeric engine 2 x its own error estimate + 16 eps (|ref| + largest |ref|);
+* ok: |value - ref| <= tolerance (an infinite or NaN difference is never ok);
+* not finite: the reference is infinite or NaN there (overflow, an infinite slope):
+  nothing to compare; said in the summary, never a mismatch;
+* kink: outside the tolerance at a point that is a kink (or where the engine itself
+  reports one): conventions differ, the conventions are named;
+* mismatch: outside the tolerance anywhere else.  Exit status 1.
+
+A row (engine x quantity) takes its worst component (mismatch > kink > not finite >
+ok) and states its tolerance.  When nothing finite is left to compare, verify says so
+and exits 2.  A Taylor test checks each gradient without any step: the remainder
+|f(x+hd) - f(x) - h g.d| must shrink like h^2.
 """
-import math
-
 import numpy as np
 
+from adcalc import numdiff
+from adcalc.core import PRIMS
 from adcalc.engines import ENGINES, engine_class
 from adcalc.engines.base import compute
 from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
-from adcalc.core import PRIMS
 from adcalc.evaluate import needed
 from adcalc.graph import to_text
-from adcalc.points import component_names, quantity_labels
+from adcalc.points import component_names
+from adcalc.quantities import NAMES, QUANTITIES
 
 REFERENCE_ORDER = ("symbolic", "forward", "reverse")
-EPS = np.finfo(float).eps
-STATUS_RANK = {"error": 4, "mismatch": 3, "kink": 2, "ok": 1, "unavailable": 0}
+KINK_REFERENCE_ORDER = ("forward", "reverse", "symbolic")
+EPS = numdiff.EPS
+RANK = {"unavailable": 0, "ok": 1, "not finite": 2, "kink": 3, "mismatch": 4, "error": 5}
+
+
+class NothingFinite(InputError):
+    """Every component of the reference is infinite or NaN: nothing to compare."""
 
 
 class Check:
-    """One engine x one quantity: status ok | mismatch | kink | unavailable | error."""
+    """One engine x one quantity."""
 
-    __slots__ = ("engine", "quantity", "status", "max_abs", "max_rel", "worst", "reason", "point", "order")
+    __slots__ = ("engine", "quantity", "status", "max_abs", "max_rel", "worst", "tolerance", "reason",
+                 "point", "order", "not_finite")
 
-    def __init__(self, engine, quantity, status, max_abs=None, max_rel=None, worst=None,
-                 reason=None, point=None, order=None):
+    def __init__(self, engine, quantity, status, max_abs=None, max_rel=None, worst=None, tolerance=None,
+                 reason=None, point=None, order=None, not_finite=0):
         self.engine, self.quantity, self.status = engine, quantity, status
-        self.max_abs, self.max_rel, self.worst, self.reason = max_abs, max_rel, worst, reason
-        self.point, self.order = point, order
+        self.max_abs, self.max_rel, self.worst, self.tolerance = max_abs, max_rel, worst, tolerance
+        self.reason, self.point, self.order, self.not_finite = reason, point, order, not_finite
 
     def as_dict(self):
         return {"status": self.status, "max_abs_diff": self.max_abs, "max_rel_diff": self.max_rel,
-                "worst": self.worst, "reason": self.reason, "point": self.point,
-                "taylor_order": self.order}
+                "tolerance": self.tolerance, "worst": self.worst, "reason": self.reason,
+                "point": self.point, "taylor_order": self.order, "not_finite": self.not_finite}
+
+
+class Report:
+    """The outcome of a verification; `return_code` is 0 when every engine that ran agrees."""
+
+    def __init__(self, prob, reference, checks, kinks, warnings=(), claims=(), points=1, x=None):
+        self.prob, self.reference, self.checks, self.kinks = prob, reference, list(checks), list(kinks)
+        self.warnings, self.claims, self.points, self.x = list(warnings), list(claims), points, x
+
+    @property
+    def ok(self):
+        return not any(c.status in ("mismatch", "error") for c in self.checks + self.claims)
+
+    @property
+    def return_code(self):
+        return 0 if self.ok else 1
+
+    @property
+    def not_finite(self):
+        return sorted({c.quantity for c in self.checks if c.status == "not finite" or c.not_finite})
 
 
 def default_quantities(prob):
@@ -46,7 +85,7 @@ def default_quantities(prob):
 
 
 def component_labels(prob, quantity):
-    return quantity_labels(prob.inputs, component_names("f", prob.out_shape), quantity)
+    return QUANTITIES[quantity].labels(prob.inputs, component_names("f", prob.out_shape))
 
 
 def find_kinks(prob, x):
@@ -66,66 +105,37 @@ def find_kinks(prob, x):
     return out
 
 
-def taylor_order(f, x, g, d=None, seed=0, hessian=None):
-    """Observed order of |f(x+hd) - f(x) - h g.d (- h^2/2 d.H.d)| over a ladder of h.
-
-    A correct gradient gives 2 (3 with the Hessian term); a wrong one gives 1 (or 2).
-    Returns (order or None when the remainder stays at rounding level, remainders).
-    """
-    rng = np.random.default_rng(seed)
-    if d is None:
-        d = rng.standard_normal(x.size) * np.maximum(np.abs(x), 1.0)
-    f0 = float(f(x))
-    gd = float(np.dot(g, d))
-    hd = 0.0 if hessian is None else float(d @ hessian @ d)
-    hs = 1e-2 * 0.5 ** np.arange(10)
-    rem = []
-    for h in hs:
-        fx = float(f(x + h * d))
-        rem.append(abs(fx - f0 - h * gd - 0.5 * h * h * hd))
-    rem = np.array(rem)
-    floor = 64 * EPS * (abs(f0) + abs(gd) * hs + 1e-300)
-    good = rem > 1e3 * floor
-    orders = [math.log2(rem[i] / rem[i + 1]) for i in range(len(hs) - 1)
-              if good[i] and good[i + 1] and rem[i + 1] > 0]
-    if not orders:
-        return None, rem
-    return float(np.median(orders)), rem
-
-
-class Report:
-    """The outcome of a verification; `return_code` is 0 when every engine that ran agrees."""
-
-    def __init__(self, prob, reference, checks, kinks, warnings, claims=(), points=1, failures=()):
-        self.prob, self.reference, self.checks, self.kinks = prob, reference, checks, kinks
-        self.warnings, self.claims, self.points, self.failures = warnings, list(claims), points, list(failures)
-
-    @property
-    def ok(self):
-        return not any(c.status in ("mismatch", "error") for c in self.checks + self.claims)
-
-    @property
-    def return_code(self):
-        return 0 if self.ok else 1
-
-
-def _compare(a, b, labels, rtol, atol, err=None):
-    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
-    diff = np.abs(a - b)
-    both_nan = np.isnan(a) & np.isnan(b)
-    diff = np.where(both_nan | (a == b), 0.0, diff)
-    scale = np.max(np.abs(b[np.isfinite(b)]), initial=0.0)
-    rel = diff / np.maximum(np.abs(b), np.maximum(scale * 1e-300, 1e-300))
-    if err is not None:  # judged by its own estimate, with a rounding allowance
-        tol = 2.0 * np.nan_to_num(np.asarray(err, float).ravel(), nan=np.inf) + 16 * EPS * (np.abs(b) + scale)
-    else:
-        tol = atol + rtol * np.maximum(np.abs(b), scale)
-    bad = ~(diff <= tol)
-    i = int(np.argmax(np.where(np.isfinite(diff), diff - tol, np.inf))) if diff.size else 0
-    worst = labels[i] if diff.size and np.any(diff != 0) else None
-    mx_abs = float(np.max(np.where(np.isfinite(diff), diff, np.inf))) if diff.size else 0.0
-    mx_rel = float(np.max(np.where(np.isfinite(rel), rel, np.inf))) if diff.size else 0.0
-    return bool(bad.any()), mx_abs, mx_rel, worst, float(tol[i]) if diff.size else 0.0
+def judge(value, ref, labels, rtol, atol, error=None, kinked=False, own=None):
+    """(status, max abs diff, max rel diff, worst label, tolerance there, count of components
+    not finite in the reference) of one engine's quantity against the reference; `error`:
+    the engine's error estimate (then the tolerance is built from it), `kinked`: the point
+    is a kink, `own`: the engine's own per-component statuses (numeric)."""
+    a, b = np.asarray(value, float).ravel(), np.asarray(ref, float).ravel()
+    fin = np.isfinite(b)
+    scale = float(np.max(np.abs(b[fin]), initial=0.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(a == b, 0.0, np.abs(a - b))
+        diff = np.where(fin & ~np.isfinite(a), np.inf, diff)
+        if error is not None:
+            err = np.nan_to_num(np.asarray(error, float).ravel(), nan=np.inf, posinf=np.inf)
+            tol = 2.0 * err + 16 * EPS * (np.abs(b) + scale)
+        else:
+            tol = atol + rtol * np.maximum(np.abs(b), scale)
+        rel = diff / np.maximum(np.abs(b), 1e-300)
+    within = fin & (diff <= tol)
+    said_kink = np.zeros(a.shape, bool) if own is None else np.isin(np.asarray(own, object).ravel(),
+                                                                      ("kink", "jump"))
+    comp = np.where(~fin, "not finite", np.where(within, "ok", np.where(kinked | said_kink, "kink", "mismatch")))
+    status = max(comp, key=RANK.get, default="ok")
+    ratio = np.where(fin, np.where(tol > 0, diff / np.where(tol > 0, tol, 1.0), np.where(diff > 0, np.inf, 0.0)), -1.0)
+    i = int(np.argmax(ratio)) if ratio.size else 0
+    worst = labels[i] if ratio.size and ratio[i] > 0 else None
+    show = fin & np.isfinite(diff)
+    max_abs = float(np.max(diff[fin], initial=0.0)) if fin.any() else None
+    max_rel = float(np.max(np.where(show, rel, 0.0), initial=0.0)) if fin.any() else None
+    if fin.any() and not np.all(np.isfinite(diff[fin])):
+        max_abs = max_rel = float("inf")
+    return status, max_abs, max_rel, worst, (float(tol[i]) if fin.any() else None), int((~fin).sum())
 
 
 def directions(prob, seed):
@@ -134,9 +144,17 @@ def directions(prob, seed):
             "vjp": rng.standard_normal(prob.m)}
 
 
-def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, seed=0,
-           vectors=None, options=None):
-    """Run every engine on every quantity at one point and judge them (a Report)."""
+def _reference(results, kinks):
+    order = KINK_REFERENCE_ORDER if kinks else REFERENCE_ORDER
+    ok = [n for n in order if n in results and not any(isinstance(r, Exception) for r in results[n].values())]
+    if not ok:
+        raise EngineUnavailable("no exact engine could compute a reference here")
+    return ok[0]
+
+
+def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, seed=0, vectors=None,
+           options=None):
+    """Run every engine on every quantity at one point and judge them: a Report."""
     x = prob.x0() if x is None else np.asarray(x, float)
     quantities = list(quantities or default_quantities(prob))
     names = list(engines or ENGINES)
@@ -147,24 +165,23 @@ def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, s
     for name in names:
         try:
             engine = engine_class(name)(**(options or {}).get(name, {}))
-            reason = engine.available()
-            if reason:
-                unavailable[name] = reason
-                continue
-            results[name] = {}
+        except EngineUnavailable as e:
+            unavailable[name] = str(e)
+            continue
+        reason = engine.available()
+        if reason:
+            unavailable[name] = reason
+            continue
+        results[name] = {}
+        with np.errstate(all="ignore"):
             for q in quantities:
                 try:
                     results[name][q] = compute(engine, prob, q, x, vectors.get(q))
                 except InputError:
                     raise
-                except (AdcalcError, FloatingPointError, ValueError, ZeroDivisionError) as e:
+                except (AdcalcError, FloatingPointError, ValueError, ZeroDivisionError, RecursionError) as e:
                     results[name][q] = e
-        except EngineUnavailable as e:
-            unavailable[name] = str(e)
-    reference = next((n for n in REFERENCE_ORDER if n in results
-                      and not any(isinstance(r, Exception) for r in results[n].values())), None)
-    if reference is None:
-        raise EngineUnavailable("no exact engine could compute a reference here")
+    reference = _reference(results, kinks)
     checks = []
     for name in names:
         if name in unavailable:
@@ -173,75 +190,76 @@ def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, s
         for q in quantities:
             r, ref = results[name][q], results[reference][q]
             if isinstance(r, Exception):
-                checks.append(Check(name, q, "error", reason=str(r)))
+                checks.append(Check(name, q, "error", reason=_one_line(r)))
                 continue
-            labels = component_labels(prob, q)
-            err = r.error if name == "numeric" or r.error is not None else None
-            bad, mabs, mrel, worst, tol = _compare(r.value, ref.value, labels, rtol, atol, err)
-            status = "ok"
-            if bad:
-                status = "kink" if kinks else "mismatch"
-            checks.append(Check(name, q, status, mabs, mrel, worst,
-                                reason=(f"not differentiable here: {kinks[0]}" if bad and kinks else None)))
+            st, mabs, mrel, worst, tol, nf = judge(r.value, ref.value, component_labels(prob, q), rtol, atol,
+                                                   r.error if r.error is not None else None, bool(kinks),
+                                                   r.info.get("status"))
+            reason = None
+            if st == "kink":
+                reason = "not differentiable here: " + "; ".join(kinks) if kinks else \
+                    "the engine finds one-sided slopes that differ here"
+            elif st == "not finite" or nf:
+                reason = f"{nf} component(s) not finite in the reference (overflow or an infinite slope)"
+            checks.append(Check(name, q, st, mabs, mrel, worst, tol, reason, not_finite=nf))
     if "grad" in quantities and not kinks:
-        f = lambda z: prob.value(z)  # noqa: E731
-        for c in checks:
-            if c.quantity == "grad" and c.status in ("ok", "mismatch"):
-                order, _ = taylor_order(f, x, results[c.engine]["grad"].value, seed=seed)
-                c.order = order
-    report = Report(prob, reference, checks, kinks, [])
-    report.x = x
-    return report
+        _taylor(prob, x, results, checks, seed)
+    compared = [c for c in checks if c.status not in ("unavailable", "error")]
+    if compared and all(c.status == "not finite" for c in compared):
+        fx = prob.value(x)
+        raise NothingFinite(f"nothing finite to compare at this point: every derivative is infinite or "
+                            f"undefined in the reference ({reference}); f = {_short(fx)}")
+    return Report(prob, reference, checks, kinks, x=x)
+
+
+def _taylor(prob, x, results, checks, seed):
+    def fval(z):
+        try:
+            v = float(prob.value(z))
+        except DomainError:
+            return None
+        return v if np.isfinite(v) else None
+    rng = np.random.default_rng(seed)
+    d = rng.standard_normal(x.size) * numdiff.nominal_scale(x)
+    for c in checks:
+        if c.quantity == "grad" and c.status in ("ok", "mismatch"):
+            g = results[c.engine]["grad"].value
+            if np.all(np.isfinite(g)):
+                c.order, _ = numdiff.taylor_order(fval, x, g, d)
 
 
 def merge(reports):
-    """Worst case over many points: per engine x quantity keep the largest difference."""
-    first = reports[0]
+    """Worst case over many points: per engine x quantity keep the worst row."""
     merged = {}
     for rep in reports:
         for c in rep.checks:
             key = (c.engine, c.quantity)
             cur = merged.get(key)
-            rank = STATUS_RANK
-            better = cur is None or rank[c.status] > rank[cur.status] or (
-                rank[c.status] == rank[cur.status] and (c.max_abs or 0) > (cur.max_abs or 0))
-            if better:
+            if cur is None or RANK[c.status] > RANK[cur.status] or (
+                    RANK[c.status] == RANK[cur.status] and (c.max_abs or 0) > (cur.max_abs or 0)):
                 c.point = rep.prob.describe(rep.x)
                 merged[key] = c
     kinks = sorted({k for r in reports for k in r.kinks})
-    claims = [c for r in reports for c in r.claims]
-    return Report(first.prob, first.reference, list(merged.values()), kinks, first.warnings,
-                  claims=_worst_claims(claims), points=len(reports))
+    claims = {}
+    for c in (c for r in reports for c in r.claims):
+        cur = claims.get(c.quantity)
+        if cur is None or RANK[c.status] > RANK[cur.status] or (
+                c.status == cur.status and (c.max_abs or 0) > (cur.max_abs or 0)):
+            claims[c.quantity] = c
+    first = reports[0]
+    return Report(first.prob, first.reference, list(merged.values()), kinks, claims=list(claims.values()),
+                  points=len(reports), x=first.x)
 
 
-def _worst_claims(claims):
-    out = {}
-    for c in claims:
-        if c.quantity not in out or (c.status == "mismatch" and out[c.quantity].status != "mismatch") or (
-                c.status == out[c.quantity].status and (c.max_abs or 0) > (out[c.quantity].max_abs or 0)):
-            out[c.quantity] = c
-    return list(out.values())
-
-
-def random_points(prob, n, seed, box=None, tries=50):
-    """Points near --at (or uniform in --box lo,hi) inside the domain; yields (x, None)
-    or (None, reason) for a draw that found no point inside the domain."""
-    rng = np.random.default_rng(seed)
-    x0 = prob.x0()
-    for _ in range(n):
-        for _ in range(tries):
-            if box is not None:
-                x = rng.uniform(box[0], box[1], prob.n)
-            else:
-                x = x0 + rng.uniform(-0.5, 0.5, prob.n) * np.maximum(np.abs(x0), 1.0)
-            try:
-                prob.evaluate(x)
-            except DomainError:
-                continue
-            yield x, None
-            break
-        else:
-            yield None, "no point inside the domain found"
+def random_points(prob, count, seed, box=None):
+    """Points near the problem's point (or uniform in box) inside its domain and where f is
+    finite: yields (x, None) or (None, reason)."""
+    def inside(x):
+        try:
+            return bool(np.all(np.isfinite(prob.value(x))))
+        except DomainError:
+            return False
+    return numdiff.random_points(prob.x0(), count, seed, box, inside)
 
 
 def check_claims(prob, report, text, kind, x):
@@ -249,11 +267,11 @@ def check_claims(prob, report, text, kind, x):
     from adcalc.engines import get_engine
     from adcalc.parse import parse
     from adcalc.points import split_top
-    ref = compute(get_engine(report.reference), prob, "grad" if kind == "grad" else "hessian", x)
-    rows = [r for r in text.split(";")] if kind == "hessian" else [text]
-    parts = [p for r in rows for p in split_top(r)]
+    q = "grad" if kind == "grad" else "hessian"
+    ref = compute(get_engine(report.reference), prob, q, x)
+    rows = text.split(";") if kind == "hessian" else [text]
     values = []
-    for p in parts:
+    for p in (p for r in rows for p in split_top(r)):
         expr = parse(p)
         unknown = [nm for nm in expr.names if nm not in prob.variables]
         if unknown:
@@ -264,12 +282,68 @@ def check_claims(prob, report, text, kind, x):
     want = prob.n if kind == "grad" else prob.n * prob.n
     if claimed.size != want:
         raise InputError(f"the claimed {kind} has {claimed.size} components; the expression has {want}")
-    labels = component_labels(prob, "grad" if kind == "grad" else "hessian")
-    bad, mabs, mrel, worst, _ = _compare(claimed, ref.value, labels, 1e-9, 1e-12)
-    status = "mismatch" if bad else "ok"
+    labels = component_labels(prob, q)
+    st, mabs, mrel, worst, tol, nf = judge(claimed, ref.value, labels, 1e-9, 1e-12)
     reason = None
-    if bad:
+    if st == "mismatch":
         i = labels.index(worst)
         reason = (f"claimed {kind} differs at {worst}: claim {float(claimed[i])!r}, "
                   f"{report.reference} gives {float(np.ravel(ref.value)[i])!r}")
-    return Check("claim", f"expect-{kind}", status, mabs, mrel, worst, reason=reason)
+    return Check("claim", f"expect-{kind}", st, mabs, mrel, worst, tol, reason, not_finite=nf)
+
+
+def run(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, points=None, random=None, seed=0,
+        box=None, claims=()):
+    """The whole `verify`: at the problem's point, at given points, or at `random` random
+    points (in `box`), with claimed formulas [(kind, text)]; the worst case over points."""
+    quantities = list(quantities or default_quantities(prob))
+    for q in quantities:
+        if q not in NAMES:
+            raise InputError(f"--quantities: unknown quantity {q!r} ({', '.join(NAMES)})")
+        if QUANTITIES[q].scalar and prob.m != 1:
+            raise InputError(f"--quantities: {q} needs a scalar expression; this one has {prob.m} outputs")
+    for n in engines or []:
+        if n not in ENGINES:
+            raise InputError(f"--engines: unknown engine {n!r}; choose from {', '.join(ENGINES)}")
+    warnings = []
+    xs = list(points) if points is not None else [prob.x0()]
+    if random:
+        xs = []
+        for x, why in random_points(prob, random, seed, box):
+            if x is None:
+                warnings.append(why)
+            else:
+                xs.append(x)
+        if not xs:
+            raise InputError("--random: no point inside the expression's domain was found; give --at or --box")
+    reports = []
+    for x in xs:
+        try:
+            rep = verify(prob, quantities, engines, rtol=rtol, atol=atol, x=x, seed=seed)
+        except (DomainError, NothingFinite) as e:
+            if len(xs) == 1:
+                raise
+            warnings.append(_one_line(e))
+            continue
+        rep.claims = [check_claims(prob, rep, text, kind, x) for kind, text in claims]
+        reports.append(rep)
+    if not reports:
+        raise DomainError("every point was outside the expression's domain or had nothing finite to compare")
+    report = merge(reports) if len(reports) > 1 else reports[0]
+    if len(reports) == 1:
+        for c in report.checks:
+            c.point = None
+    skipped = len(xs) - len(reports)
+    report.warnings = warnings + ([f"{skipped} of {len(xs)} points were skipped"] if skipped else [])
+    report.failing = [r.x for r in reports if not r.ok]
+    report.quantities = quantities
+    return report
+
+
+def _one_line(e):
+    return " ".join(str(e).split())
+
+
+def _short(a):
+    a = np.asarray(a, float)
+    return repr(float(a)) if a.ndim == 0 else np.array2string(a, threshold=6, separator=", ")
