@@ -50,28 +50,37 @@ def _add(a, b):
     return a if b is None else a + b
 
 
+def _sweep_plan(graph, outputs, wrt):
+    """Per node of the backward sweep, cached: (id, node, which arguments need a cotangent)."""
+    key = ("sweep", tuple(n.id for n in outputs), tuple(v.id for v in wrt))
+    hit = graph.cache.get(key)
+    if hit is None:
+        order, reach = active(graph, outputs, wrt)
+        wrt_ids = {v.id for v in wrt}
+        nodes = graph.nodes
+        hit = graph.cache[key] = (
+            [(i, nodes[i], None if i in wrt_ids or nodes[i].op == "var" else [bool(reach[a.id]) for a in nodes[i].args])
+             for i in order], reach)
+    return hit
+
+
 def vjp_sweep(graph, seeds, wrt, val):
     """Cotangents of the `wrt` variables given `seeds` [(node, cotangent)]."""
-    order, reach = active(graph, [n for n, _ in seeds], wrt)
+    steps, reach = _sweep_plan(graph, [n for n, _ in seeds], wrt)
     cts = {}
     for n, s in seeds:
         if reach[n.id]:
             cts[n.id] = _add(cts.get(n.id), s)
-    wrt_ids = {v.id for v in wrt}
     result = {}
-    nodes = graph.nodes
-    for i in order:
+    for i, node, need in steps:
         ct = cts.pop(i, None)
         if ct is None:
             continue
-        node = nodes[i]
-        if i in wrt_ids:
+        if need is None:
             result[i] = ct
             continue
-        if node.op == "var":
-            continue
-        for a, c in zip(node.args, vjp_rule(node, val, ct, [reach[a.id] for a in node.args])):
-            if c is not None and reach[a.id]:
+        for a, c, nd in zip(node.args, vjp_rule(node, val, ct, need), need):
+            if c is not None and nd:
                 cts[a.id] = _add(cts.get(a.id), c)
     return [result.get(v.id) for v in wrt]
 

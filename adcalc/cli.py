@@ -14,7 +14,15 @@ from adcalc.quantities import QUANTITIES
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT)
+class Group(click.Group):
+    def format_epilog(self, ctx, formatter):
+        """The function list, from the table (imported only when help is shown)."""
+        from adcalc.docs import names_line
+        with formatter.section("Functions (adcalc functions shows domains and kink conventions)"):
+            formatter.write_text(names_line())
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
 @click.version_option(package_name="adcalc", prog_name="adcalc")
 def cli():
     """adcalc: derivatives you can trust, from five engines over one expression graph.

@@ -20,8 +20,9 @@ from adcalc.render import fmt, table, to_json_value, warning_line
 ANSWER_ORDER = ("symbolic", "forward", "reverse", "gpu", "compiled", "numeric")
 KINK_ANSWER_ORDER = ("forward", "reverse", "gpu", "compiled", "symbolic", "numeric")
 NOTES = {"kink": "one-sided slopes {lo} and {hi} differ: not differentiable here (shown: their midpoint)",
-         "jump": "f jumps here: no derivative", "infinite": "the slope grows without bound",
-         "undefined": "no difference step fits inside the domain"}
+         "jump": "kink: f jumps here, no derivative", "infinite": "not finite: the slope grows without bound",
+         "undefined": "not finite: no difference step fits inside the domain"}
+WORDS = {"ok": "ok", "kink": "kink", "jump": "kink", "infinite": "not finite", "undefined": "not finite"}
 
 
 def read_vector(command, prob, text):
@@ -104,7 +105,8 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
         if "method" in r.info:
             obj["method"] = r.info["method"]
         if "status" in r.info:
-            obj["status"] = np.asarray(r.info["status"], dtype=object).reshape(shape).tolist()
+            obj["status"] = np.vectorize(WORDS.get, otypes=[object])(
+                np.asarray(r.info["status"], dtype=object)).reshape(shape).tolist()
             warnings += component_notes(r, labels)
     if as_json:
         emit(obj)

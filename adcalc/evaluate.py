@@ -27,6 +27,25 @@ def needed(graph, outputs):
     return out
 
 
+def plan(graph, outputs):
+    """The steps that compute `outputs`, cached: (id, kind, payload, arg ids, params, record)
+    with kind 0 a constant (payload: its value), 1 a variable (payload: its name), 2 an op."""
+    key = ("plan", tuple(o.id for o in outputs))
+    hit = graph.cache.get(key)
+    if hit is None:
+        nodes, steps = graph.nodes, []
+        for i in needed(graph, outputs):
+            node = nodes[i]
+            if node.op == "const":
+                steps.append((i, 0, node.value, (), None, None))
+            elif node.op == "var":
+                steps.append((i, 1, node.p["name"], (), None, None))
+            else:
+                steps.append((i, 2, node, tuple(a.id for a in node.args), node.p or None, PRIMS[node.op]))
+        hit = graph.cache[key] = steps
+    return hit
+
+
 def evaluate(graph, outputs, env, check=True, dtype=float, bad=None):
     """Values of every node that `outputs` need; `env` maps variable name -> (N,) + shape.
 
@@ -36,30 +55,26 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None):
     domain: DomainError naming the sub-expression, or, when `bad` is a dict, the
     message is recorded for each offending point {row: message} and evaluation goes on.
     """
-    nodes = graph.nodes
-    vals = [None] * len(nodes)
+    vals = [None] * len(graph.nodes)
     cplx = dtype is complex
-    limit = len(nodes) if check is True else (check or -1)
+    limit = len(graph.nodes) if check is True else (check or -1)
     with np.errstate(all="ignore"):
-        for i in needed(graph, outputs):
-            node = nodes[i]
-            op = node.op
-            if op == "const":
-                vals[i] = node.value
+        for i, kind, payload, args, params, prim in plan(graph, outputs):
+            if kind == 0:
+                vals[i] = payload
                 continue
-            if op == "var":
-                vals[i] = np.asarray(env[node.p["name"]], dtype=dtype)
+            if kind == 1:
+                vals[i] = np.asarray(env[payload], dtype=dtype)
                 continue
-            prim = PRIMS[op]
-            args = [vals[a.id] for a in node.args]
+            a = [vals[j] for j in args]
             if prim.domain is not None and i <= limit:
-                ok = prim.domain[0](*args)
-                if not np.all(ok):
+                ok = prim.domain[0](*a)
+                if ok is not True and not np.all(ok):
                     if bad is None:
-                        raise DomainError(f"{prim.domain[1]} in '{to_text(node)}'")
-                    _record(bad, ok, node, prim.domain[1])
+                        raise DomainError(f"{prim.domain[1]} in '{to_text(payload)}'")
+                    _record(bad, ok, payload, prim.domain[1])
             impl = prim.cimpl if cplx and prim.cimpl is not None else prim.impl
-            vals[i] = impl(*args, **node.p) if node.p else impl(*args)
+            vals[i] = impl(*a, **params) if params else impl(*a)
     return vals
 
 

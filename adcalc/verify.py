@@ -11,8 +11,9 @@ Verdict rules, component by component, against a reference engine:
 * ok: |value - ref| <= tolerance (an infinite or NaN difference is never ok);
 * not finite: the reference is infinite or NaN there (overflow, an infinite slope):
   nothing to compare; said in the summary, never a mismatch;
-* kink: outside the tolerance at a point that is a kink (or where the engine itself
-  reports one): conventions differ, the conventions are named;
+* kink: outside the tolerance at a point that is a kink, or wherever the engine itself
+  reports one (the numeric engine's one-sided slopes): conventions differ, the
+  conventions are named;
 * mismatch: outside the tolerance anywhere else.  Exit status 1.
 
 A row (engine x quantity) takes its worst component (mismatch > kink > not finite >
@@ -122,12 +123,16 @@ def judge(value, ref, labels, rtol, atol, error=None, kinked=False, own=None):
         else:
             tol = atol + rtol * np.maximum(np.abs(b), scale)
         rel = diff / np.maximum(np.abs(b), 1e-300)
-    within = fin & (diff <= tol)
+    within = fin & np.isfinite(diff) & (diff <= tol)
     said_kink = np.zeros(a.shape, bool) if own is None else np.isin(np.asarray(own, object).ravel(),
                                                                       ("kink", "jump"))
-    comp = np.where(~fin, "not finite", np.where(within, "ok", np.where(kinked | said_kink, "kink", "mismatch")))
+    comp = np.where(~fin, "not finite", np.where(said_kink, "kink", np.where(
+        within, "ok", np.where(kinked, "kink", "mismatch"))))
     status = max(comp, key=RANK.get, default="ok")
-    ratio = np.where(fin, np.where(tol > 0, diff / np.where(tol > 0, tol, 1.0), np.where(diff > 0, np.inf, 0.0)), -1.0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = np.where(fin, np.where(tol > 0, diff / np.where(tol > 0, tol, 1.0),
+                                       np.where(diff > 0, np.inf, 0.0)), -1.0)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
     i = int(np.argmax(ratio)) if ratio.size else 0
     worst = labels[i] if ratio.size and ratio[i] > 0 else None
     show = fin & np.isfinite(diff)

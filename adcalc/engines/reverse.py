@@ -19,8 +19,16 @@ from adcalc.engines.base import Engine, Result
 
 def flat_parts(prob, parts, lead):
     """(lead..., n) from per-variable (co)tangents (None = 0) in variable order."""
-    out = [np.zeros(lead + (s,)) if p is None else np.reshape(np.broadcast_to(p, lead + v.shape), lead + (s,))
-           for v, s, p in zip(prob.var_nodes, prob.sizes, parts)]
+    out = []
+    for v, s, p in zip(prob.var_nodes, prob.sizes, parts):
+        if p is None:
+            out.append(np.zeros(lead + (s,)))
+            continue
+        if np.shape(p) != lead + v.shape:
+            p = np.broadcast_to(p, lead + v.shape)
+        out.append(np.reshape(p, lead + (s,)))
+    if len(out) == 1:
+        return out[0]
     return np.concatenate(out, axis=-1) if out else np.zeros(lead + (0,))
 
 
