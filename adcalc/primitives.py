@@ -231,6 +231,26 @@ softplus = register("softplus", 1, _softplus, partials=(lambda x, a: sigmoid(x),
                     sympy=lambda s, x: s.log(1 + s.exp(x)),
                     c="(fmax({0}, 0.0) + log1p(exp(-fabs({0}))))", spell=("softplus",),
                     doc="log(1 + exp(x)) without overflow")
+def _sinc(x):
+    return np.where(x == 0, 1.0, np.sin(x) / np.where(x == 0, 1.0, x))
+
+
+def _dsinc(x, a):
+    """(cos x - sinc x) / x away from 0; its Taylor series (exact to rounding) for x^2 < 1/4,
+    where the quotient cancels.  The quotient sees x only where it is used (JAX's double
+    where), so no 0/0 reaches a derivative of any order."""
+    big = ge(x * x, 0.25)
+    safe = select(big, x, 1.0)
+    x2 = x * x
+    series = x * (-1 / 3 + x2 * (1 / 30 + x2 * (-1 / 840 + x2 * (1 / 45360 + x2 * (
+        -1 / 3991680 + x2 * (1 / 518918400 + x2 * (-1 / 93405312000 + x2 / 22230464256000)))))))
+    return select(big, (cos(safe) - sinc(safe)) / safe, series)
+
+
+# unnormalised: sin(x)/x (numpy's np.sinc is sin(pi x)/(pi x)); sinc(0) = 1, sinc''(0) = -1/3
+sinc = register("sinc", 1, _sinc, partials=(_dsinc,), sympy="sinc",
+                c="((({0}) == 0.0) ? 1.0 : sin({0}) / ({0}))", spell=("sinc",),
+                doc="sin(x)/x, unnormalised (numpy's sinc is sin(pi x)/(pi x)); sinc(0) = 1")
 abs = register("abs", 1, np.abs, partials=(lambda x, a: select(ge(x, 0.0), 1.0, -1.0),),
                sympy="Abs", c="fabs({0})", complex_ok=False, spell=("abs",),
                kink=(_zero_at(), "abs'(0) = +1 (JAX)"), doc="absolute value")
