@@ -409,6 +409,10 @@ def second_derivatives(f, x, method="auto", v=None):
         if not v.any():
             z = np.zeros(n)
             return Estimate(z, z.copy(), np.full(n, "ok", dtype=object), z, z, "exact")
+        vmax = float(np.max(np.abs(v)))
+        if vmax != 1.0:  # H (v / vmax) vmax: the step along v stays below the scales
+            e = second_derivatives(f, x, method, v / vmax)
+            return Estimate(e.value * vmax, e.error * vmax, e.status, e.lo * vmax, e.hi * vmax, e.method)
     if cplx:
         dirs = np.diag(s) if v is None else (np.min(s[v != 0] / np.abs(v[v != 0])) * v)[None]
         quot = _hess_complex(f, x, s, dirs, ecnoise(f, x, s, dirs))
@@ -485,13 +489,16 @@ def _hess_real(f, x, s, floor):
         pts = np.concatenate([x[None], P, Q, x + di + dj, x + di - dj, x - di + dj, x - di - dj])
         F, N = f(pts)
         fv, e = F[:, 0], np.maximum(N[:, 0], floor[0] if np.ndim(floor) else floor)
+        big = float(np.max(np.abs(fv[np.isfinite(fv)]), initial=1.0))
+        unit = big if big > 2.0 ** 500 else 1.0   # values near the overflow: work in units of them
+        fv, e = fv / unit, e / unit
         w = np.array([b, -(a + b), a]) / (a * b * (a + b) / 2)
         H = np.diag((w[0] * fv[1:n + 1] + w[1] * fv[0] + w[2] * fv[n + 1:2 * n + 1]) / s / s)
         Nn = np.diag((w[0] * e[1:n + 1] - w[1] * e[0] + w[2] * e[n + 1:2 * n + 1]) / s / s)
         c, ce, den = fv[2 * n + 1:].reshape(4, -1), e[2 * n + 1:].reshape(4, -1), 4 * a[i] * a[j]
         H[i, j] = H[j, i] = (c[0] - c[1] - c[2] + c[3]) / den / s[i] / s[j]
         Nn[i, j] = Nn[j, i] = ce.sum(axis=0) / den / s[i] / s[j]
-        return H, Nn
+        return H * unit, Nn * unit
     return quot
 
 
@@ -587,8 +594,9 @@ def random_points(x0, count, seed=0, box=None, inside=None, tries=50):
     scale = np.where(np.abs(x0) > 0, np.abs(x0), 1.0)
     for _ in range(count):
         for _ in range(tries):
-            if box is not None:
-                x = rng.uniform(box[0], box[1], x0.shape)
+            if box is not None:  # lo (1 - u) + hi u: no overflow for a box of +-1e308
+                u = rng.uniform(0.0, 1.0, x0.shape)
+                x = box[0] * (1 - u) + box[1] * u
             else:
                 x = x0 + rng.uniform(-0.5, 0.5, x0.shape) * scale
             if not np.all(np.isfinite(x)):
