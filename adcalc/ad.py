@@ -93,16 +93,33 @@ def vjp_rule(node, val, ct, need):
     if kind == "linear":
         return prim.transpose(ct, node)
     args = [val(a) for a in node.args]
-    if kind == "custom":
+    if prim.vjp is not None:
         return prim.vjp(node, args, val(node), ct)
     ans = val(node)
     out = []
+    mask = _masks(prim, node, ct)
     for f, nd in zip(prim.partials, need):
         if not nd:
             out.append(None)
             continue
         d = f(*args, ans)
-        out.append(ct if d is ONE else -ct if d is MINUS else ct * d)
+        out.append(ct if d is ONE else -ct if d is MINUS else _times(ct, d, mask))
+    return out
+
+
+def _masks(prim, node, t):
+    """Whether a zero (co)tangent must contribute 0 where the partial is infinite or undefined
+    (the record is `singular` here); only arrays need it (nodes carry no numbers yet)."""
+    s = prim.singular
+    if not s or hasattr(t, "graph"):
+        return False
+    return s(node) if callable(s) else True
+
+
+def _times(t, d, mask):
+    out = t * d
+    if mask:
+        out = np.where(t == 0, 0.0, out)
     return out
 
 
@@ -132,7 +149,7 @@ def jvp_rule(node, val, tans):
             tans = _fill_zeros(node, tans)
         return bind(node.op, *tans, **node.p)
     args = [val(a) for a in node.args]
-    if kind == "custom":
+    if prim.jvp is not None:
         return prim.jvp(node, args, val(node), tans)
     ans = val(node)
     total = None
@@ -140,7 +157,7 @@ def jvp_rule(node, val, tans):
         if t is None:
             continue
         d = f(*args, ans)
-        total = _add(total, t if d is ONE else -t if d is MINUS else t * d)
+        total = _add(total, t if d is ONE else -t if d is MINUS else _times(t, d, _masks(prim, node, t)))
     return total
 
 

@@ -72,6 +72,11 @@ class Primitive:
     domain      (predicate(*args) -> bool mask, message): outside it is an error.
     kink        (predicate(*args, ans) -> bool mask, convention text): where the
                 function is not differentiable and which value the rules give there.
+    singular    a partial can be infinite or undefined inside the domain (sqrt at 0, the
+                exponent's partial of a negative base): there a zero tangent or
+                cotangent contributes 0, not 0 * inf (a predicate on the node, or a bool).
+    jvp, vjp    also on an elementwise record: rules that order the arithmetic better
+                than the partials would (div: (t - q dt) / y).
     complex_ok  the implementation takes complex input and is complex-analytic there
                 (complex step may difference it); `complex_at(*args, varies)` narrows
                 that to the points where it holds (varies: which arguments depend on a
@@ -80,12 +85,12 @@ class Primitive:
 
     __slots__ = ("name", "nargs", "impl", "kind", "pointwise", "partials", "transpose", "jvp",
                  "vjp", "shape", "sympy", "c", "domain", "kink", "sample", "complex_ok", "cimpl",
-                 "infix", "prec", "spell", "arity", "doc", "params", "complex_at")
+                 "infix", "prec", "spell", "arity", "doc", "params", "complex_at", "singular")
 
     def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
                  jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
                  sample="real", complex_ok=True, cimpl=None, infix=None, prec=None, spell=(),
-                 arity=None, doc=None, pointwise=None, params=(), complex_at=None):
+                 arity=None, doc=None, pointwise=None, params=(), complex_at=None, singular=False):
         assert kind in KINDS, kind
         self.name, self.nargs, self.impl, self.kind = name, nargs, impl, kind
         self.pointwise = kind in ("elementwise", "zero") if pointwise is None else pointwise
@@ -93,7 +98,7 @@ class Primitive:
         self.shape, self.sympy, self.c, self.domain, self.kink = shape, sympy, c, domain, kink
         self.sample, self.complex_ok, self.cimpl = sample, complex_ok, cimpl
         self.infix, self.prec, self.doc, self.params = infix, prec, doc, tuple(params)
-        self.spell, self.complex_at = tuple(spell), complex_at
+        self.spell, self.complex_at, self.singular = tuple(spell), complex_at, singular
         self.arity = arity if arity is not None else (nargs, nargs)
 
     def __repr__(self):

@@ -109,21 +109,54 @@ sub = register("sub", 2, np.subtract, partials=(lambda x, y, a: ONE, lambda x, y
                sympy=lambda s, x, y: x - y, c="({0} - {1})", infix="-", prec=1)
 mul = register("mul", 2, np.multiply, partials=(lambda x, y, a: y, lambda x, y, a: x),
                sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2)
+def _div_jvp(node, vals, ans, tans):
+    tn, td = tans
+    num = tn if td is None else (-(ans * td) if tn is None else tn - ans * td)
+    return num / vals[1]
+
+
+def _div_vjp(node, vals, ans, ct):
+    # (ct * q) / y, not ct * (q / y): q / y underflows where q is moderate and y huge
+    return ct / vals[1], -(ct * ans) / vals[1]
+
+
 div = register("div", 2, np.divide, partials=(lambda x, y, a: 1.0 / y, lambda x, y, a: -(a / y)),
+               jvp=_div_jvp, vjp=_div_vjp,
                sympy=lambda s, x, y: x / y, c="({0} / {1})", infix="/", prec=2,
                domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
 
 
+def _const_exponent(y):
+    return float(y) if not is_traced(y) and np.ndim(y) == 0 and not np.iscomplexobj(y) else \
+        float(y.value) if is_traced(y) and y.op == "const" and not y.shape else None
+
+
 def _dpow_dx(x, y, a):
-    if not is_traced(y) and np.ndim(y) == 0 and not np.iscomplexobj(y):  # numbers: short forms
-        if y == 2:
-            return 2.0 * x
-        if y == 1:
-            return ONE
-    return y * x ** (y - 1.0)
+    """y x^(y-1) as y a / x (then a tangent multiplies a before x divides: no power of x that
+    under- or overflows while x^y is moderate); y x^(y-1) itself where x = 0."""
+    c = _const_exponent(y)
+    if c == 2:
+        return 2.0 * x
+    if c == 1:
+        return ONE
+    if c is not None and c.is_integer() and 0 < c <= 4:
+        return c * x ** (c - 1)
+    zero = eq(x, 0.0)
+    return select(zero, y * x ** (y - 1.0), y * a / select(zero, 1.0, x))
 
 
-pow = register("pow", 2, _pow, partials=(_dpow_dx, lambda x, y, a: a * log(x)),
+def _dpow_dy(x, y, a):
+    """x^y log x; 0 at x = 0 (x^y stays 0 there for y > 0); undefined (nan) for x < 0."""
+    zero = eq(x, 0.0)
+    return select(zero, 0.0, a * log(select(zero, 1.0, x)))
+
+
+def _pow_singular(node):
+    c = _const_exponent(node.args[1])
+    return not (c is not None and c.is_integer() and c >= 1)
+
+
+pow = register("pow", 2, _pow, partials=(_dpow_dx, _dpow_dy), singular=_pow_singular,
                sympy=lambda s, x, y: x ** y, c="pow({0}, {1})", infix="**", prec=4,
                spell=("pow",), sample="positive",
                complex_at=lambda x, y, varies: np.all(np.real(x) > 0) or not varies[1] and (
@@ -132,11 +165,12 @@ pow = register("pow", 2, _pow, partials=(_dpow_dx, lambda x, y, a: a * log(x)),
                                 "or of zero to a negative one"),
                doc="x**y (also x^y); x < 0 needs an integer y")
 atan2 = register("atan2", 2, np.arctan2,
-                 partials=(lambda y, x, a: x / (x * x + y * y), lambda y, x, a: -(y / (x * x + y * y))),
+                 partials=(lambda y, x, a: x / hypot(x, y) / hypot(x, y),
+                           lambda y, x, a: -(y / hypot(x, y) / hypot(x, y))), singular=True,
                  sympy="atan2", c="atan2({0}, {1})", complex_ok=False, spell=("atan2",),
                  kink=(lambda y, x, a: (y == 0) & (x == 0), "atan2(0, 0) = 0; partials undefined (nan)"),
                  doc="angle of the point (x, y): atan2(y, x)")
-hypot = register("hypot", 2, np.hypot, partials=(lambda x, y, a: x / a, lambda x, y, a: y / a),
+hypot = register("hypot", 2, np.hypot, partials=(lambda x, y, a: x / a, lambda x, y, a: y / a), singular=True,
                  sympy=lambda s, x, y: s.sqrt(x ** 2 + y ** 2), c="hypot({0}, {1})",
                  complex_ok=False, spell=("hypot",),
                  kink=(lambda x, y, a: (x == 0) & (y == 0), "hypot at (0, 0): partials undefined (nan)"),
@@ -176,11 +210,11 @@ log10 = register("log10", 1, np.log10, partials=(lambda x, a: 1.0 / (x * LN10),)
                  sympy=lambda s, x: s.log(x, 10), c="log10({0})", spell=("log10",),
                  domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"),
                  sample="positive", doc="base-10 logarithm")
-sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: 0.5 / a,), sympy="sqrt", c="sqrt({0})",
+sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: 0.5 / a,), singular=True, sympy="sqrt", c="sqrt({0})",
                 complex_at=lambda x, varies: np.all(np.real(x) > 0),
                 domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
                 spell=("sqrt",), doc="square root; its slope at 0 is infinite")
-cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: (1 / 3) / (a * a),),
+cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: (1 / 3) / (a * a),), singular=True,
                 sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
                 cimpl=_cbrt_c, spell=("cbrt",), complex_at=lambda x, varies: np.all(np.real(x) != 0), doc="real cube root; its slope at 0 is infinite")
 sin = register("sin", 1, np.sin, partials=(lambda x, a: cos(x),), sympy="sin", c="sin({0})",
@@ -189,12 +223,12 @@ cos = register("cos", 1, np.cos, partials=(lambda x, a: -sin(x),), sympy="cos", 
                spell=("cos",), doc="cosine (radians)")
 tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="tan", c="tan({0})",
                sample="unit", spell=("tan",), doc="tangent (radians)")
-asin = register("asin", 1, np.arcsin, partials=(lambda x, a: 1.0 / sqrt(1.0 - x * x),),
+asin = register("asin", 1, np.arcsin, partials=(lambda x, a: 1.0 / sqrt(1.0 - x * x),), singular=True,
                 sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
                 doc="inverse sine; infinite slope at -1 and 1")
-acos = register("acos", 1, np.arccos, partials=(lambda x, a: -(1.0 / sqrt(1.0 - x * x)),),
+acos = register("acos", 1, np.arccos, partials=(lambda x, a: -(1.0 / sqrt(1.0 - x * x)),), singular=True,
                 sympy="acos", c="acos({0})", sample="unit", spell=("acos",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
@@ -206,11 +240,19 @@ sinh = register("sinh", 1, np.sinh, partials=(lambda x, a: cosh(x),), sympy="sin
 cosh = register("cosh", 1, np.cosh, partials=(lambda x, a: sinh(x),), sympy="cosh", c="cosh({0})",
                 spell=("cosh",), doc="hyperbolic cosine")
 # tanh' and sigmoid' not as 1-a^2 and a(1-a): those cancel to 0 once a rounds to 1
-tanh = register("tanh", 1, np.tanh, partials=(lambda x, a: 1.0 / (cosh(x) * cosh(x)),),
+def _sech2(x, a):
+    """tanh' = 4 e^(-2|x|) / (1 + e^(-2|x|))^2: underflows to 0 at large |x| (no inf / inf in
+    its own derivatives), no cancellation (1 - tanh^2 is 0 once tanh rounds to 1)."""
+    e = exp(-2.0 * abs(x))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
+tanh = register("tanh", 1, np.tanh, partials=(_sech2,),
                 sympy="tanh", c="tanh({0})", spell=("tanh",), doc="hyperbolic tangent")
-asinh = register("asinh", 1, np.arcsinh, partials=(lambda x, a: 1.0 / sqrt(x * x + 1.0),),
+asinh = register("asinh", 1, np.arcsinh, partials=(lambda x, a: 1.0 / hypot(x, 1.0),),
                  sympy="asinh", c="asinh({0})", spell=("asinh",), doc="inverse hyperbolic sine")
-acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: 1.0 / sqrt(x * x - 1.0),),
+acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0)),),
+                 singular=True,
                  sympy="acosh", c="acosh({0})", sample="ge1", spell=("acosh",),
                  complex_at=lambda x, varies: np.all(np.real(x) > 1),
                  domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
@@ -406,6 +448,41 @@ register("min", 1, _chooser(np.min), kind="custom", jvp=_chooser_jvp, vjp=_choos
          params=("src",))
 
 
+def _others_sum(x, src):
+    """Per entry, the sum of all the other entries (exclusive prefix plus suffix sums): no
+    total minus a nearly equal entry, so 1 - p stays exact where p rounds to 1."""
+    lead = _lead(x, src)
+    flat = np.reshape(x, np.shape(x)[:lead] + (-1,))
+    zero = np.zeros(flat.shape[:-1] + (1,), dtype=flat.dtype)
+    before = np.cumsum(np.concatenate([zero, flat[..., :-1]], axis=-1), axis=-1)
+    after = np.cumsum(np.concatenate([zero, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return np.reshape(before + after, np.shape(x))
+
+
+others_sum = register("others_sum", 1, _others_sum, kind="linear", shape=lambda shapes, src: shapes[0],
+                      transpose=lambda ct, node: (others_sum(ct, src=node.shape),), params=("src",))
+
+
+def _softmax(x, src):
+    if not src:
+        return np.ones(np.shape(x))
+    axes = _axes(x, src)
+    e = np.exp(x - np.max(np.real(x), axis=axes, keepdims=True))
+    return e / np.sum(e, axis=axes, keepdims=True)
+
+
+def _softmax_t(t, p, src):
+    """p (t - sum(p t)) written as p (t q - others_sum(p t)), q = others_sum(p) = 1 - p: each
+    entry's difference is formed from the other entries, never as a cancellation."""
+    return p * (t * others_sum(p, src=src) - others_sum(p * t, src=src))
+
+
+softmax = register("softmax", 1, _softmax, kind="custom", shape=lambda shapes, src: shapes[0], params=("src",),
+                   jvp=lambda node, vals, ans, tans: _softmax_t(tans[0], ans, node.shape),
+                   vjp=lambda node, vals, ans, ct: (_softmax_t(ct, ans, node.shape),),
+                   sympy=None)
+
+
 def _lse(x, src):
     if not src:
         return x * 1.0
@@ -417,18 +494,48 @@ def _lse(x, src):
 
 def _lse_vjp(node, vals, ans, ct):
     src = node.args[0].shape
-    return (expand(ct, (), len(src)) * exp(vals[0] - expand(ans, (), len(src))),)
+    return (expand(ct, (), len(src)) * softmax(vals[0], src=src),)
 
 
 def _lse_jvp(node, vals, ans, tans):
     src = node.args[0].shape
-    return sum_to(tans[0] * exp(vals[0] - expand(ans, (), len(src))), shape=(), src=src)
+    return sum_to(tans[0] * softmax(vals[0], src=src), shape=(), src=src)
 
 
 logsumexp = register("logsumexp", 1, _lse, kind="custom", jvp=_lse_jvp, vjp=_lse_vjp,
                      shape=lambda shapes, src: (), spell=("logsumexp",), params=("src",),
                      sympy=_reduction_sympy(lambda s, x: s.log(s.Add(*[s.exp(v) for v in x]))),
                      doc="log(sum(exp(x))) without overflow")
+
+
+def _norm(x, src):
+    """sqrt(sum(x^2)) scaled by the largest |entry|: no overflow at 1e200, no underflow at
+    1e-200."""
+    if not src:
+        return np.abs(x) * 1.0
+    axes = _axes(x, src)
+    m = np.max(np.abs(x), axis=axes, keepdims=True)
+    safe = np.where((m > 0) & np.isfinite(m), m, 1.0)
+    out = safe * np.sqrt(np.sum(np.abs(x / safe) ** 2, axis=axes, keepdims=True))
+    out = np.where(np.isinf(m), np.inf, out)
+    return np.reshape(out, np.shape(out)[:_lead(x, src)])
+
+
+def _norm_vjp(node, vals, ans, ct):
+    src = node.args[0].shape
+    return (expand(ct, (), len(src)) * (vals[0] / expand(ans, (), len(src))),)
+
+
+def _norm_jvp(node, vals, ans, tans):
+    src = node.args[0].shape
+    return sum_to(tans[0] * (vals[0] / expand(ans, (), len(src))), shape=(), src=src)
+
+
+register("norm", 1, _norm, kind="custom", jvp=_norm_jvp, vjp=_norm_vjp, shape=lambda shapes, src: (),
+         params=("src",), spell=("norm",), complex_ok=False, singular=True,
+         sympy=_reduction_sympy(lambda s, x: s.sqrt(s.Add(*[v ** 2 for v in x]))),
+         kink=(lambda x, ans, src: ans == 0, "norm at 0: the derivative is undefined (nan)"),
+         doc="Euclidean norm sqrt(sum(x**2)), without overflow or underflow")
 
 
 # ---- matrix product (bilinear, 2-D x 2-D; matmul() below reshapes vectors) ---------------------
@@ -551,7 +658,7 @@ _sugar("sum", (1, 1), total, "sum of the entries")
 _sugar("mean", (1, 1), lambda x: total(x) / float(max(1, int(np.prod(shape_of(x))))),
        "mean of the entries")
 _sugar("prod", (1, 1), product, "product of the entries (exact derivatives of every order, also at 0)")
-_sugar("norm", (1, 1), lambda x: sqrt(total(x * x)), "Euclidean norm sqrt(sum(x**2))")
+
 _sugar("dot", (2, 2), matmul, "dot product, matrix-vector or matrix product (as numpy.dot)")
 
 INFIX = {p.infix: p.name for p in PRIMS.values() if p.infix and p.nargs == 2}

@@ -13,6 +13,7 @@ import math
 import autograd
 import autograd.numpy as anp
 import numpy as np
+import pytest
 from autograd.extend import defvjp, primitive
 from hypothesis import assume, example, given
 
@@ -21,6 +22,7 @@ from adcalc.engines import engine_class
 from test_properties import BIG, build, well_conditioned
 
 REVERSE, FORWARD = engine_class("reverse")(), engine_class("forward")()
+pytestmark = pytest.mark.filterwarnings("ignore:Output seems independent of input")
 
 
 @primitive
