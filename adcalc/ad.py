@@ -11,7 +11,7 @@ broadcasting lines the point axes up.  None stands for a zero.
 """
 import numpy as np
 
-from adcalc.core import MINUS, ONE, PRIMS, bind
+from adcalc.core import MINUS, ONE, PRIMS, Quotient, bind
 
 
 def active(graph, outputs, wrt):
@@ -117,7 +117,7 @@ def _masks(prim, node, t):
 
 
 def _times(t, d, mask):
-    out = t * d
+    out = d.apply(t) if isinstance(d, Quotient) else t * d
     if mask:
         out = np.where(t == 0, 0.0, out)
     return out

@@ -57,6 +57,27 @@ class Unit(float):
 
 ONE, MINUS = Unit(1.0), Unit(-1.0)
 
+
+class Quotient:
+    """A partial num / den[0] / den[1] ..., applied to a tangent t as ((t num) / den[0]) / ...:
+    the tangent scales the numerator before anything divides, so a partial that would
+    under- or overflow on its own (1/x at a subnormal x, y x^y / x at x = 1e200) never
+    forms.  num may be ONE."""
+
+    __slots__ = ("num", "dens")
+
+    def __init__(self, num, *dens):
+        self.num, self.dens = num, dens
+
+    def apply(self, t):
+        out = t if self.num is ONE else t * self.num
+        for d in self.dens:
+            out = out / d
+        return out
+
+    def value(self):
+        return self.apply(1.0)
+
 KINDS = ("elementwise", "zero", "linear", "custom")
 
 

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from adcalc.core import MINUS, ONE, PRIMS, bind, is_traced, register
+from adcalc.core import MINUS, ONE, PRIMS, Quotient, bind, is_traced, register
 
 LN2, LN10, TWO_OVER_SQRTPI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
 
@@ -109,19 +109,7 @@ sub = register("sub", 2, np.subtract, partials=(lambda x, y, a: ONE, lambda x, y
                sympy=lambda s, x, y: x - y, c="({0} - {1})", infix="-", prec=1)
 mul = register("mul", 2, np.multiply, partials=(lambda x, y, a: y, lambda x, y, a: x),
                sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2)
-def _div_jvp(node, vals, ans, tans):
-    tn, td = tans
-    num = tn if td is None else (-(ans * td) if tn is None else tn - ans * td)
-    return num / vals[1]
-
-
-def _div_vjp(node, vals, ans, ct):
-    # (ct * q) / y, not ct * (q / y): q / y underflows where q is moderate and y huge
-    return ct / vals[1], -(ct * ans) / vals[1]
-
-
-div = register("div", 2, np.divide, partials=(lambda x, y, a: 1.0 / y, lambda x, y, a: -(a / y)),
-               jvp=_div_jvp, vjp=_div_vjp,
+div = register("div", 2, np.divide, partials=(lambda x, y, a: Quotient(ONE, y), lambda x, y, a: Quotient(-a, y)),
                sympy=lambda s, x, y: x / y, c="({0} / {1})", infix="/", prec=2,
                domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
 
@@ -142,7 +130,7 @@ def _dpow_dx(x, y, a):
     if c is not None and c.is_integer() and 0 < c <= 4:
         return c * x ** (c - 1)
     zero = eq(x, 0.0)
-    return select(zero, y * x ** (y - 1.0), y * a / select(zero, 1.0, x))
+    return Quotient(select(zero, y * x ** (y - 1.0), y * a), select(zero, 1.0, x))
 
 
 def _dpow_dy(x, y, a):
@@ -165,8 +153,8 @@ pow = register("pow", 2, _pow, partials=(_dpow_dx, _dpow_dy), singular=_pow_sing
                                 "or of zero to a negative one"),
                doc="x**y (also x^y); x < 0 needs an integer y")
 atan2 = register("atan2", 2, np.arctan2,
-                 partials=(lambda y, x, a: x / hypot(x, y) / hypot(x, y),
-                           lambda y, x, a: -(y / hypot(x, y) / hypot(x, y))), singular=True,
+                 partials=(lambda y, x, a: Quotient(x / hypot(x, y), hypot(x, y)),
+                           lambda y, x, a: Quotient(-(y / hypot(x, y)), hypot(x, y))), singular=True,
                  sympy="atan2", c="atan2({0}, {1})", complex_ok=False, spell=("atan2",),
                  kink=(lambda y, x, a: (y == 0) & (x == 0), "atan2(0, 0) = 0; partials undefined (nan)"),
                  doc="angle of the point (x, y): atan2(y, x)")
@@ -195,26 +183,26 @@ exp = register("exp", 1, np.exp, partials=(lambda x, a: a,), sympy="exp", c="exp
 expm1 = register("expm1", 1, np.expm1, partials=(lambda x, a: a + 1.0,),
                  sympy=lambda s, x: s.exp(x) - 1, c="expm1({0})", spell=("expm1",),
                  doc="exp(x) - 1, accurate near 0")
-log = register("log", 1, np.log, partials=(lambda x, a: 1.0 / x,), sympy="log", c="log({0})",
+log = register("log", 1, np.log, partials=(lambda x, a: Quotient(ONE, x),), sympy="log", c="log({0})",
                domain=(lambda x: np.real(x) > 0, "log of a non-positive number"), sample="positive",
                doc="natural logarithm; log(x, base) divides by log(base)")
-log1p = register("log1p", 1, np.log1p, partials=(lambda x, a: 1.0 / (x + 1.0),),
+log1p = register("log1p", 1, np.log1p, partials=(lambda x, a: Quotient(ONE, x + 1.0),),
                  sympy=lambda s, x: s.log(1 + x), c="log1p({0})", spell=("log1p",),
                  domain=(lambda x: np.real(x) > -1, "log1p of a number at or below -1"),
                  sample="positive", doc="log(1 + x), accurate near 0")
-log2 = register("log2", 1, np.log2, partials=(lambda x, a: 1.0 / (x * LN2),),
+log2 = register("log2", 1, np.log2, partials=(lambda x, a: Quotient(1 / LN2, x),),
                 sympy=lambda s, x: s.log(x, 2), c="log2({0})", spell=("log2",),
                 domain=(lambda x: np.real(x) > 0, "log2 of a non-positive number"),
                 sample="positive", doc="base-2 logarithm")
-log10 = register("log10", 1, np.log10, partials=(lambda x, a: 1.0 / (x * LN10),),
+log10 = register("log10", 1, np.log10, partials=(lambda x, a: Quotient(1 / LN10, x),),
                  sympy=lambda s, x: s.log(x, 10), c="log10({0})", spell=("log10",),
                  domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"),
                  sample="positive", doc="base-10 logarithm")
-sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: 0.5 / a,), singular=True, sympy="sqrt", c="sqrt({0})",
+sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: Quotient(0.5, a),), singular=True, sympy="sqrt", c="sqrt({0})",
                 complex_at=lambda x, varies: np.all(np.real(x) > 0),
                 domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
                 spell=("sqrt",), doc="square root; its slope at 0 is infinite")
-cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: (1 / 3) / (a * a),), singular=True,
+cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: Quotient(1 / 3, a, a),), singular=True,
                 sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
                 cimpl=_cbrt_c, spell=("cbrt",), complex_at=lambda x, varies: np.all(np.real(x) != 0), doc="real cube root; its slope at 0 is infinite")
 sin = register("sin", 1, np.sin, partials=(lambda x, a: cos(x),), sympy="sin", c="sin({0})",
@@ -223,17 +211,17 @@ cos = register("cos", 1, np.cos, partials=(lambda x, a: -sin(x),), sympy="cos", 
                spell=("cos",), doc="cosine (radians)")
 tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="tan", c="tan({0})",
                sample="unit", spell=("tan",), doc="tangent (radians)")
-asin = register("asin", 1, np.arcsin, partials=(lambda x, a: 1.0 / sqrt(1.0 - x * x),), singular=True,
+asin = register("asin", 1, np.arcsin, partials=(lambda x, a: Quotient(ONE, sqrt(1.0 - x * x)),), singular=True,
                 sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
                 doc="inverse sine; infinite slope at -1 and 1")
-acos = register("acos", 1, np.arccos, partials=(lambda x, a: -(1.0 / sqrt(1.0 - x * x)),), singular=True,
+acos = register("acos", 1, np.arccos, partials=(lambda x, a: Quotient(-1.0, sqrt(1.0 - x * x)),), singular=True,
                 sympy="acos", c="acos({0})", sample="unit", spell=("acos",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
                 doc="inverse cosine; infinite slope at -1 and 1")
-atan = register("atan", 1, np.arctan, partials=(lambda x, a: 1.0 / (1.0 + x * x),),
+atan = register("atan", 1, np.arctan, partials=(lambda x, a: Quotient(ONE, hypot(x, 1.0), hypot(x, 1.0)),),
                 sympy="atan", c="atan({0})", spell=("atan",), doc="inverse tangent")
 sinh = register("sinh", 1, np.sinh, partials=(lambda x, a: cosh(x),), sympy="sinh", c="sinh({0})",
                 spell=("sinh",), doc="hyperbolic sine")
@@ -249,15 +237,15 @@ def _sech2(x, a):
 
 tanh = register("tanh", 1, np.tanh, partials=(_sech2,),
                 sympy="tanh", c="tanh({0})", spell=("tanh",), doc="hyperbolic tangent")
-asinh = register("asinh", 1, np.arcsinh, partials=(lambda x, a: 1.0 / hypot(x, 1.0),),
+asinh = register("asinh", 1, np.arcsinh, partials=(lambda x, a: Quotient(ONE, hypot(x, 1.0)),),
                  sympy="asinh", c="asinh({0})", spell=("asinh",), doc="inverse hyperbolic sine")
-acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0)),),
+acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: Quotient(ONE, sqrt(x - 1.0), sqrt(x + 1.0)),),
                  singular=True,
                  sympy="acosh", c="acosh({0})", sample="ge1", spell=("acosh",),
                  complex_at=lambda x, varies: np.all(np.real(x) > 1),
                  domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
                  doc="inverse hyperbolic cosine; infinite slope at 1")
-atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: 1.0 / (1.0 - x * x),),
+atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: Quotient(ONE, (1.0 - x) * (1.0 + x)),),
                  sympy="atanh", c="atanh({0})", sample="unit", spell=("atanh",),
                  domain=(lambda x: np.abs(np.real(x)) < 1, "atanh of a number outside (-1, 1)"),
                  doc="inverse hyperbolic tangent")
