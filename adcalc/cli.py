@@ -4,6 +4,7 @@
 object with --json) and exit 2; no traceback unless --debug.
 """
 import sys
+import warnings
 
 import click
 
@@ -184,11 +185,38 @@ def _argv_has(flag, argv):
     return any(a == flag for a in argv)
 
 
+def _expressions_first(argv):
+    """An expression that starts with '-' (`adcalc grad -x**2 --at 3`) is given a leading
+    space so that click takes it as the expression, not as an option: a token that is not
+    one of the command's options and is not the value of the option before it."""
+    if not argv or argv[0] not in cli.commands:
+        return argv
+    options, takes_value = set(CONTEXT["help_option_names"]), set()
+    for p in cli.commands[argv[0]].params:
+        if isinstance(p, click.Option):
+            options.update(p.opts + p.secondary_opts)
+            if not p.is_flag and not p.count:
+                takes_value.update(p.opts)
+    out, after_value = [argv[0]], False
+    for tok in argv[1:]:
+        if tok == "--":
+            return out + argv[len(out):]
+        flag = tok.split("=", 1)[0]
+        if not after_value and tok.startswith("-") and len(tok) > 1 and flag not in options \
+                and not any(o.startswith(flag) for o in options if flag.startswith("--")):
+            tok = " " + tok
+        after_value = flag in takes_value and "=" not in tok
+        out.append(tok)
+    return out
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json, debug = _argv_has("--json", argv), _argv_has("--debug", argv)
     try:
-        rv = cli.main(args=argv, prog_name="adcalc", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's floating-point chatter
+            rv = cli.main(args=_expressions_first(argv), prog_name="adcalc", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -224,8 +252,18 @@ def main(argv=None):
         return 2
 
 
+MAX_MESSAGE = 600
+
+
+def one_line(message, limit=MAX_MESSAGE):
+    """An error message as one bounded line: control characters and line breaks escaped."""
+    text = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(message))
+    return text if len(text) <= limit else text[:limit - 30] + f"... ({len(text)} characters)"
+
+
 def _fail(message, kind, as_json, exc=None):
     from adcalc.render import dumps, error_line
+    message = one_line(message)
     error_line(message)
     caret = exc.caret() if exc is not None and hasattr(exc, "caret") else ""
     if caret:
@@ -233,6 +271,7 @@ def _fail(message, kind, as_json, exc=None):
     if as_json:
         obj = {"error": message, "kind": kind}
         if exc is not None:
-            obj.update({k: v for k, v in exc.extra.items() if v is not None})
+            obj.update({k: one_line(v, 200) if isinstance(v, str) else v for k, v in exc.extra.items()
+                        if v is not None})
         sys.stdout.write(dumps(obj) + "\n")
 

@@ -185,7 +185,7 @@ def show_human(command, prob, obj, results, digits, labels):
             headers = [("output \\ input" if command == "jacobian" else "")] + clabels
             rows = [[lab] + list(res[i]) for i, lab in enumerate(rlabels)]
             if err is not None:
-                footer.append(f"largest error estimate: {fmt(np.max(err), 3)}")
+                footer.append(f"largest error estimate: {fmt(np.max(err, initial=0.0), 3)}")
         table(title, headers, rows, digits, "\n".join(footer))
     for w in obj["warnings"]:
         warning_line(w)
@@ -292,11 +292,13 @@ def show_verify(prob, report, as_json, digits):
 
 
 def _summary(report):
+    failed = sorted({f"{c.engine} {c.quantity}" for c in report.checks if c.status == "error"})
     if not report.ok:
-        bad = sorted({f"{c.engine} {c.quantity}" for c in report.checks + report.claims
-                      if c.status in ("mismatch", "error")})
-        return "MISMATCH: " + ", ".join(bad)
+        bad = sorted({f"{c.engine} {c.quantity}" for c in report.checks + report.claims if c.status == "mismatch"})
+        return "MISMATCH: " + ", ".join(bad) + (f"; error in {', '.join(failed)}" if failed else "")
     parts = ["ok: every engine that ran agrees within its tolerance"]
+    if failed:
+        parts.append("could not compute (see the notes): " + ", ".join(failed))
     if report.kinks:
         parts.append("kink: " + "; ".join(report.kinks))
     if report.not_finite:

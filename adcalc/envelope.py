@@ -24,6 +24,7 @@ def envelope(command, prob, engine, warnings, x=None, value=True):
            "inputs": prob.inputs,
            "point": {v: a.tolist() for v, a in (prob.split(x) if x is not None else prob.point).items()},
            "value": None, "warnings": warnings}
+    warnings.extend(getattr(prob, "warnings", ()))
     if prob.wrt != prob.variables:
         obj["wrt"] = prob.wrt
     if value:

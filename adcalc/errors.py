@@ -18,9 +18,13 @@ class ParseError(AdcalcError):
         self.expr, self.col = expr, col
 
     def caret(self):
-        if self.expr is None or self.col is None or "\n" in self.expr or len(self.expr) > 400:
+        """The expression with a caret under the column (a tab shown as a space, other
+        unprintable characters and line breaks of any kind as '?': one character each, so
+        the caret stays under its column)."""
+        if self.expr is None or self.col is None or len(self.expr) > 400:
             return ""
-        return f"  {self.expr}\n  {' ' * self.col}^"
+        shown = "".join(c if c.isprintable() else " " if c == "\t" else "?" for c in self.expr)
+        return f"  {shown}\n  {' ' * self.col}^"
 
 
 class InputError(AdcalcError):

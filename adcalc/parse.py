@@ -189,7 +189,10 @@ class _Parser:
     def call(self, name_tok):
         name = name_tok.text
         if name not in FUNCTIONS:
-            self.fail(name_tok, f"unknown function {name!r}")
+            import difflib
+            close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
+            self.fail(name_tok, f"unknown function {name!r}" + (f" (did you mean {close[0]!r}?)" if close else
+                                                                  " (adcalc functions lists them)"))
         self.next()
         args = self.items(")")
         lo, hi = FUNCTIONS[name].arity
@@ -245,6 +248,8 @@ class _Parser:
             tok = self.next()
         if tok.kind != "num" or not tok.text.isdigit():
             self.fail(tok, "an index must be an integer literal")
+        if len(tok.text) > 18:
+            self.fail(tok, f"an index of {len(tok.text)} digits is out of range")
         return sign * int(tok.text)
 
 

@@ -43,20 +43,69 @@ def split_top(text):
     return parts
 
 
-def parse_value(text, what):
-    """A number or nested list, written in the expression language (so `pi/2` works)."""
+_PLAIN = re.compile(r"[-+0-9.eE\[\], \t]+")
+_LITERAL = re.compile(r"(?<![A-Za-z_0-9.])(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?")
+
+
+def parse_value(text, what, notes=None):
+    """A number or nested list: plain numbers are read directly; anything else is written
+    in the expression language (so `pi/2` works).  Not-a-number and infinite values are
+    errors; a literal that underflows to 0 is noted in `notes` (a list) when given."""
+    t = text.strip()
+    if not t:
+        raise InputError(f"{what}: a value is missing")
+    if t.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        raise InputError(f"{what}: {t} is not a finite number; give a finite value")
+    value = _plain(t) if _PLAIN.fullmatch(t) else None
+    if value is None:
+        value = _expression_value(t, what)
+    if not np.all(np.isfinite(value)):
+        raise InputError(f"{what}: {_short_text(t)} is not a finite number (it overflows a float64)")
+    if notes is not None:
+        for m in _LITERAL.finditer(t):
+            if float(m.group(0)) == 0.0 and m.group(1).strip("0.") != "":
+                notes.append(f"{what}: {m.group(0)} underflows to 0 in float64")
+    return value
+
+
+def _plain(t):
+    """Numbers and nested lists of numbers, read without building a graph (JSON syntax)."""
+    import json
+    try:
+        out = json.loads(t if not t.startswith("+") else t[1:], parse_constant=_no_constant)
+    except ValueError:
+        return None
+    try:
+        arr = np.array(out, dtype=float)
+    except (ValueError, TypeError):
+        return None
+    return arr if arr.dtype == float and arr.dtype != object else None
+
+
+def _no_constant(name):
+    raise ValueError(name)
+
+
+def _expression_value(t, what):
     from adcalc.graph import Graph
     from adcalc.parse import parse
-    if not text.strip():
-        raise InputError(f"{what}: a value is missing")
     try:
-        expr = parse(text)
+        expr = parse(t)
         if expr.names:
-            raise InputError(f"{what}: {text.strip()!r} is not a number (it names {expr.names[0]!r})")
+            name = expr.names[0]
+            raise InputError(f"{what}: {_short_text(t)} is not a number (it names {name!r})")
         node = expr.build(Graph(), {})
+    except InputError as e:
+        if str(e).startswith(what):
+            raise
+        raise InputError(f"{what}: cannot read the value {_short_text(t)}: {e}") from None
     except AdcalcError as e:
-        raise InputError(f"{what}: cannot read the value {text.strip()!r}: {e}") from None
+        raise InputError(f"{what}: cannot read the value {_short_text(t)}: {e}") from None
     return np.array(node.value, dtype=float)
+
+
+def _short_text(t, limit=60):
+    return repr(t if len(t) <= limit else t[:limit - 3] + "...")
 
 
 def component_names(name, shape):
@@ -75,7 +124,7 @@ def quantity_labels(inputs, outputs, quantity, sep="/"):
     return [f"{r}{sep}{c}" for r in rows for c in inputs]
 
 
-def parse_point(text, variables, what="--at"):
+def parse_point(text, variables, what="--at", notes=None):
     """Values for `variables`: positionally in order, or by name; returns {name: array}."""
     items = split_top(text)
     if any(not p.strip() for p in items):
@@ -90,7 +139,7 @@ def parse_point(text, variables, what="--at"):
                                  f"(variables: {', '.join(variables) or 'none'})")
             if name in out:
                 raise InputError(f"{what}: {name!r} is given twice")
-            out[name] = parse_value(m.group(2), f"{what} {name}")
+            out[name] = parse_value(m.group(2), f"{what} {name}", notes)
         missing = [v for v in variables if v not in out]
         if missing:
             raise InputError(f"{what}: no value for {missing[0]!r}")
@@ -98,9 +147,12 @@ def parse_point(text, variables, what="--at"):
     if any(named):
         raise InputError(f"{what}: give every value by name or none")
     if len(items) != len(variables):
+        hint = ""
+        if len(variables) == 1 and len(items) > 1:
+            hint = f"; if {variables[0]} is a vector, give it as an array: {what} '{variables[0]}=[{','.join(i.strip() for i in items[:6])}{',...' if len(items) > 6 else ''}]'"
         raise InputError(f"{what}: expected {len(variables)} value{'s' if len(variables) != 1 else ''} "
-                         f"({', '.join(variables) or 'no variables'}) but got {len(items)}")
-    return {v: parse_value(p, f"{what} {v}") for v, p in zip(variables, items)}
+                         f"({', '.join(variables) or 'no variables'}) but got {len(items)}{hint}")
+    return {v: parse_value(p, f"{what} {v}", notes) for v, p in zip(variables, items)}
 
 
 def parse_flat(text, names, shape_hint, what="--vector"):

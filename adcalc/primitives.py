@@ -562,6 +562,9 @@ def matmul(a, b):
         return a * b
     if len(sa) > 2 or len(sb) > 2:
         raise ValueError("matrix products of arrays of rank above 2 are not supported")
+    if sa[-1] != sb[0 if len(sb) == 1 else -2]:
+        raise ValueError(f"a matrix product needs the last axis of the first ({list(sa)}) to match "
+                         f"the {'only' if len(sb) == 1 else 'first'} axis of the second ({list(sb)})")
     a2 = reshape(a, shape=(1,) + sa, src=sa) if len(sa) == 1 else a
     b2 = reshape(b, shape=sb + (1,), src=sb) if len(sb) == 1 else b
     out = mm(a2, b2)

@@ -20,7 +20,7 @@ class Problem:
     def __init__(self, exprs, at=None, vars=None, point=None, wrt=None):
         if isinstance(exprs, str):
             exprs = [exprs]
-        self.texts = list(exprs)
+        self.texts = [t.lstrip() for t in exprs]
         parsed = [parse(t) for t in self.texts]
         names = []
         seen = set()
@@ -30,13 +30,14 @@ class Problem:
                     seen.add(n)
                     names.append(n)
         self.variables = order_variables(names, vars)
+        self.warnings = []
         if point is None:
             if at is None:
                 if self.variables:
                     raise InputError(f"--at is required: give values for {', '.join(self.variables)}")
                 point = {}
             else:
-                point = parse_point(at, self.variables)
+                point = parse_point(at, self.variables, notes=self.warnings)
         self.point = {v: np.asarray(point[v], dtype=float) for v in self.variables}
         self.shapes = {v: self.point[v].shape for v in self.variables}
         self.graph = g = Graph()

@@ -101,8 +101,13 @@ def to_json_value(a, name, warnings, labels=None):
     return arr.tolist()
 
 
+_LONE_SURROGATE = re.compile(r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}")
+
+
 def dumps(obj):
-    return json.dumps(obj, allow_nan=False)
+    """Strict JSON (no NaN, no unpaired surrogates: those become U+FFFD), ASCII, one line."""
+    text = json.dumps(obj, allow_nan=False)
+    return _LONE_SURROGATE.sub(r"\\ufffd", text) if "\\ud" in text else text
 
 
 def use_rich(stream=None):

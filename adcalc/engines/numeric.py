@@ -113,6 +113,10 @@ class NumericEngine(Engine):
         return box
 
     def jacobian_batch(self, prob, X):
+        if prob.n == 0 or prob.m == 0:  # nothing varies: exact
+            z = np.zeros((len(X), prob.m, prob.n))
+            return Result(z, z.copy(), {"method": "exact", "status": np.full(z.shape, "ok", dtype=object),
+                                        "lo": z, "hi": z})
         box = self._setup(prob, X)
         return _result([numdiff.first_derivatives(box, x, self.method) for x in X])
 
@@ -120,6 +124,10 @@ class NumericEngine(Engine):
         return self.jacobian_batch(prob, X).map(lambda a: a[:, 0, :])
 
     def hessian_batch(self, prob, X):
+        if prob.n == 0:
+            z = np.zeros((len(X), 0, 0))
+            return Result(z, z.copy(), {"method": "exact", "status": np.full(z.shape, "ok", dtype=object),
+                                        "lo": z, "hi": z})
         box = self._setup(prob, X)
         return _result([numdiff.second_derivatives(box, x, self.method) for x in X])
 

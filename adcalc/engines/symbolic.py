@@ -246,10 +246,24 @@ def partials(expr, index, lowest=0):
             j = index.get(sym)
             if j is None or j < lowest:
                 continue
-            d = t.diff(sym)
+            d = _resolve(s, t.diff(sym))
             if d != 0:
                 acc.setdefault(j, []).append(d)
     return {j: s.Add(*ds) for j, ds in sorted(acc.items())}
+
+
+def _resolve(s, d):
+    """SymPy leaves d/dy sign(g(y)) unevaluated (a Derivative); sign is piecewise constant,
+    so it is 0, the table's 'zero' convention.  Any other unevaluated derivative is an
+    engine error that names it."""
+    if not d.has(s.Derivative):
+        return d
+    d = d.replace(lambda e: isinstance(e, s.Derivative) and e.expr.func in (s.sign, s.Heaviside),
+                  lambda e: s.S.Zero)
+    if d.has(s.Derivative):
+        left = next(iter(d.atoms(s.Derivative)))
+        raise EngineError(f"SymPy cannot differentiate {str(left)[:120]}")
+    return d
 
 
 def _jacobian(prob):
