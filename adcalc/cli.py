@@ -124,15 +124,16 @@ def diff(expr, wrt, at, vars_, hessian, simplify, cse, latex, as_json, debug):
 @click.option("--expect-hessian", metavar="ROW; ROW", help="Your Hessian formulas, rows separated by ';'.")
 @click.option("--save-failures", metavar="FILE", help="Write a replayable counterexample on failure.")
 @click.option("--replay", metavar="FILE", help="Run a saved counterexample again.")
+@click.option("--junit", metavar="FILE", help="Also write a JUnit XML report: one test case per engine and quantity.")
 @click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
 @click.option("--digits", type=click.IntRange(1, 17), metavar="N", help="Significant digits shown.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def verify(expr, at, vars_, wrt, quantities, engines, rtol, atol, random_n, seed, box, expect_grad,
-           expect_hessian, save_failures, replay, as_json, digits, debug):
+           expect_hessian, save_failures, replay, junit, as_json, digits, debug):
     """Cross-verify every engine on every quantity; exit 1 on a disagreement."""
     from adcalc.commands import run_verify
     code = run_verify(list(expr), at, vars_, quantities, rtol, atol, engines, random_n, seed, box,
-                      expect_grad, expect_hessian, save_failures, replay, as_json, digits, wrt)
+                      expect_grad, expect_hessian, save_failures, replay, as_json, digits, wrt, junit)
     raise click.exceptions.Exit(code)
 
 
@@ -155,13 +156,14 @@ def verify(expr, at, vars_, wrt, quantities, engines, rtol, atol, random_n, seed
               show_default=True, help="Reference: complex step where f is complex-analytic, else differences.")
 @click.option("--save-failures", metavar="FILE", help="On a mismatch, write a replayable counterexample.")
 @click.option("--replay", metavar="FILE", help="Run a counterexample saved by --save-failures again.")
+@click.option("--junit", metavar="FILE", help="Also write a JUnit XML report: one test case per point and component.")
 @click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object.")
 @click.option("--digits", type=click.IntRange(1, 17), metavar="N", help="Significant digits shown.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=300.0, show_default=True,
               metavar="SECONDS", help="Stop the user's code after this long (the whole check).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def check(function, grad, at, random_n, seed, dim, box, float32, jacobian, rtol, atol, method,
-          save_failures, replay, as_json, digits, timeout, debug):
+          save_failures, replay, junit, as_json, digits, timeout, debug):
     """Check your own gradient code against numerical differentiation; exit 1 if wrong.
 
     \b
@@ -177,8 +179,13 @@ def check(function, grad, at, random_n, seed, dim, box, float32, jacobian, rtol,
     code = run_check(function, grad, at=at, random_n=random_n, seed=seed, dim=dim, box=box,
                      jacobian=jacobian, rtol=rtol, atol=atol, method=method, as_json=as_json,
                      save_failures=save_failures, digits=digits, replay=replay, float32=float32,
-                     timeout=timeout)
+                     timeout=timeout, junit=junit)
     raise click.exceptions.Exit(code)
+
+
+from adcalc.cli_explain import register  # noqa: E402  (click only; the rest is imported on use)
+
+register(cli)
 
 
 def _argv_has(flag, argv):

@@ -34,9 +34,27 @@ def read_vector(command, prob, text):
     return parse_flat(text, prob.inputs, [(v, prob.shapes[v]) for v in prob.wrt])
 
 
+def read_expressions(exprs):
+    """The expression arguments, with `-` read from standard input and `@FILE` from a file
+    (one command-line argument holds at most 128 KiB)."""
+    out = []
+    for e in exprs:
+        if e.strip() == "-":
+            out.append(sys.stdin.read().strip())
+        elif e.startswith("@"):
+            try:
+                with open(e[1:], encoding="utf-8", errors="surrogateescape") as fh:
+                    out.append(fh.read().strip())
+            except OSError as err:
+                raise InputError(f"cannot read the expression file {e[1:]!r} ({err.strerror})") from None
+        else:
+            out.append(e)
+    return out
+
+
 def problem(exprs, at, vars_, wrt=None):
     names = None if not wrt else [w.strip() for w in wrt.split(",") if w.strip()]
-    return Problem(list(exprs), at=at, vars=vars_, wrt=names)
+    return Problem(read_expressions(exprs), at=at, vars=vars_, wrt=names)
 
 
 def run_engines_on(command, prob, names, vector, method, strict):
@@ -208,7 +226,7 @@ def run_engines(as_json):
 
 # ---- verify ------------------------------------------------------------------------------
 def run_verify(exprs, at, vars_, quantities, rtol, atol, engines, random_n, seed, box, expect_grad,
-               expect_hessian, save_failures, replay, as_json, digits, wrt=None):
+               expect_hessian, save_failures, replay, as_json, digits, wrt=None, junit=None):
     from adcalc import replay as R
     points = None
     claims = [(k, t) for k, t in (("grad", expect_grad), ("hessian", expect_hessian)) if t]
@@ -221,7 +239,7 @@ def run_verify(exprs, at, vars_, quantities, rtol, atol, engines, random_n, seed
         points = saved["points"]
     if not exprs:
         raise InputError("verify needs an expression (or --replay FILE)")
-    exprs = [exprs] if isinstance(exprs, str) else list(exprs)
+    exprs = read_expressions([exprs] if isinstance(exprs, str) else list(exprs))
     names = None if not wrt else [w.strip() for w in (wrt if isinstance(wrt, str) else ",".join(wrt)).split(",")]
     prob = Problem(exprs, at=None if points else at, vars=vars_, point=points[0] if points else None, wrt=names)
     xs = None if points is None else [np.concatenate([np.ravel(np.asarray(p[v], float)) for v in prob.wrt])
@@ -240,6 +258,9 @@ def run_verify(exprs, at, vars_, quantities, rtol, atol, engines, random_n, seed
         R.save_verify(save_failures, prob, report, seed, claims)
         report.warnings.append(f"failures saved to {save_failures}; rerun with: adcalc verify --replay "
                                f"{save_failures}")
+    if junit:
+        from adcalc.reports import verify_junit
+        verify_junit(report, junit)
     show_verify(prob, report, as_json, digits)
     return report.return_code
 

@@ -25,9 +25,10 @@ def run_diff(exprs, wrt=None, at=None, vars_=None, hessian=False, simplify=False
              latex=False, as_json=False, stream=None):
     from adcalc.engines.symbolic import compile_exprs, graph_to_sympy, partials, sympy_module
 
+    from adcalc.commands import read_expressions
     stream = stream or sys.stdout
     s = sympy_module()
-    prob = _problem(exprs, at, vars_)
+    prob = _problem(read_expressions(exprs), at, vars_)
     symbols, outs = graph_to_sympy(prob)
     if not symbols:
         raise InputError("the expression has no variables to differentiate with respect to")
@@ -205,6 +206,9 @@ def _label(key, hessian, multi):
 
 def _latex_label(key, hessian, multi, tex_p, by_name):
     a, b = key
+    if len(by_name) == 1 and not multi:   # one variable: an ordinary derivative
+        t = tex_p.doprint(by_name[b])
+        return f"\\frac{{d^{{2}} f}}{{d {t}^{{2}}}}" if hessian else f"\\frac{{d f}}{{d {t}}}"
     if hessian:
         ta, tb = tex_p.doprint(by_name[a]), tex_p.doprint(by_name[b])
         den = f"\\partial {{{ta}}}^{{2}}" if a == b else f"\\partial {ta} \\partial {tb}"
@@ -225,6 +229,9 @@ def _printers(s, prob, symbols):
     class Str(StrPrinter):
         def _print_Float(self, e):
             return float_text(e)
+
+        def _print_Exp1(self, e):
+            return "e"
 
     class Latex(LatexPrinter):
         def _print_Float(self, e):

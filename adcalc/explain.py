@@ -30,7 +30,6 @@ ENGINE_NAMES = ("forward", "reverse", "symbolic", "numeric")
 MAX_ORDER = 12           # nested sweeps grow with the order; beyond this they take too long
 NUMERIC_MAX_ORDER = 2    # differences of differences lose too many digits beyond this
 MAX_PLOT_ORDER = 4
-ORDER_WORDS = ("f", "f'", "f''", "f'''", "f''''")
 GRAPHVIZ_HELP = ("install Graphviz (apt-get install graphviz, brew install graphviz or "
                  "https://graphviz.org/download/), or write DOT with --out FILE.dot")
 
@@ -91,12 +90,12 @@ def trace(prob, mode="both", direction=None):
     names = trace_names(prob, [n.id for n in ops])
     rows = [TraceRow(names[v.id], v.id, "input", v.p["name"], v.shape, _at(vals[v.id], v)) for v in inputs]
     rows += [TraceRow(names[n.id], n.id, n.op, formula(n, names), n.shape, _at(vals[n.id], n)) for n in ops]
+    if out.op == "const":
+        rows.append(TraceRow("v1", out.id, "const", _const_text(out), out.shape, np.asarray(out.value)))
     result = Trace(rows, mode)
     if not inputs:
         result.warnings.append("the expression has no variables: there is nothing to differentiate")
         return result
-    if out.op == "const":
-        rows.append(TraceRow("v1", out.id, "const", _fmt_const(out.value), out.shape, out.value))
     val = lambda n: vals[n.id]  # noqa: E731
     if mode in ("forward", "both"):
         c = 0 if direction is None else input_index(prob, direction)
@@ -189,6 +188,8 @@ def formula(node, names):
         return f"{args[0]}[{', '.join(_index_text(i) for i in node.p['idx'])}]"
     if node.op == "transpose":
         return f"{args[0]}.T"
+    if node.op == "stack" and not extra.get("axis"):
+        return f"[{', '.join(args)}]"
     if node.op == "sum_to" and not node.shape:
         return f"sum({args[0]})"
     params = [f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in sorted(extra.items())]
@@ -403,15 +404,22 @@ def compare_derivatives(prob, comps, label, engines=ENGINE_NAMES, rtol=1e-8, ato
 
 
 # ---- Newton's method ----------------------------------------------------------------------
+def one_engine(name, command):
+    """The engine called name; `all` is refused: these commands follow one engine's numbers."""
+    from adcalc.engines import get_engine
+    if name == "all":
+        raise InputError(f"{command} runs one engine: name it with --engine (reverse, forward, symbolic, numeric, ...)")
+    return get_engine(name)
+
+
 def newton(prob, engine_name="reverse", tol=1e-10, max_iter=100, solver="auto"):
     """Minimize the scalar expression from prob's point with adcalc.newton.minimize, the
     gradient and the Hessian (or, for CG, Hessian-vector products) from one engine."""
-    from adcalc.engines import get_engine
     from adcalc.newton import DENSE_MAX_N, minimize
     derivatives.scalar_output(prob, "Newton's method")
     if prob.n == 0:
         raise InputError("Newton's method needs at least one variable to move")
-    engine = get_engine(engine_name)
+    engine = one_engine(engine_name, "newton")
     dense = solver == "dense" or (solver == "auto" and prob.n <= DENSE_MAX_N)
 
     def f(x):
@@ -472,8 +480,6 @@ def plot_problem(exprs, over, at=None, vars_=None):
                 raise first from None
     point[name] = lo
     prob = Problem(texts, vars=vars_, point=point)
-    if prob.shapes[name]:
-        raise InputError(f"--over: {name!r} must be a scalar variable")
     return prob, prob.inputs.index(name), lo, hi
 
 
@@ -482,11 +488,10 @@ def plot_series(prob, c, xs, order=1, engine_name="reverse"):
     evaluation, f' from one batched engine.grad, f'' from one batched engine.hvp along e_c
     (its c-th entry is the Hessian's diagonal), higher orders from the forward derivative
     graph evaluated at all points at once.  Points outside the domain are gaps (NaN)."""
-    from adcalc.engines import get_engine
     derivatives.scalar_output(prob, "plot")
     if not 0 <= order <= MAX_PLOT_ORDER:
         raise InputError(f"--order: plots show derivatives of order 0 to {MAX_PLOT_ORDER}, not {order}")
-    engine = get_engine(engine_name)
+    engine = one_engine(engine_name, "plot")
     X = np.tile(prob.x0(), (len(xs), 1))
     X[:, c] = xs
     bad = {}

@@ -17,11 +17,13 @@ from adcalc.errors import DomainError, InputError
 
 
 class Node(Traced):
-    __slots__ = ("graph", "op", "args", "p", "shape", "id", "value", "span", "depends")
+    __slots__ = ("graph", "op", "args", "p", "shape", "id", "value", "span", "depends", "exact", "uniform")
 
     def __init__(self, graph, op, args, p, shape, value=None):
         self.graph, self.op, self.args, self.p, self.shape = graph, op, args, p, shape
-        self.value, self.span = value, None
+        self.value, self.span, self.exact, self.uniform = value, None, None, None
+        if value is not None and value.size and (value.ndim == 0 or np.all(value == value.flat[0])):
+            self.uniform = float(value.flat[0])   # the one value of a constant (identities test it)
         self.depends = op == "var" or any(a.depends for a in args)
         self.id = len(graph.nodes)
 
@@ -57,6 +59,9 @@ def _key(v):
 
 
 def broadcast_shapes(*shapes):
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return tuple(first)
     return tuple(np.broadcast_shapes(*shapes))
 
 
@@ -133,11 +138,14 @@ class Graph:
         if self.strict and not np.all(np.isfinite(value)):
             text = to_text(Node(self, prim.name, args, params, shape))
             raise InputError(f"the constant '{text}' overflows or is not a finite number")
-        return self.const(np.broadcast_to(value, shape) if value.shape != shape else value)
+        out = self.const(np.broadcast_to(value, shape) if value.shape != shape else value)
+        if out.exact is None and prim.pointwise and not shape:
+            out.exact = (prim.name, args)   # how it was made: exact formulas keep sin(pi/6) = 1/2
+        return out
 
 
 def _is_const(node, c):
-    return node.op == "const" and node.value.size and np.all(node.value == c)
+    return node.uniform is not None and node.uniform == c
 
 
 def _simplify(g, name, args, params, shape):
@@ -166,7 +174,7 @@ def _simplify(g, name, args, params, shape):
         return args[0].args[0]
     elif name == "select" and args[0].op == "const" and args[0].value.size \
             and (np.all(args[0].value != 0) or np.all(args[0].value == 0)):
-        pick = args[1] if np.all(args[0].value != 0) else args[2]
+        pick = args[1] if args[0].uniform != 0 else args[2]
         return pick if pick.shape == shape else g.apply("broadcast", (pick,), {"shape": shape, "src": pick.shape})
     elif name in ("sum_to", "broadcast", "reshape") and params["shape"] == args[0].shape:
         return args[0]

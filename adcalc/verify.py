@@ -186,6 +186,10 @@ def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, s
             for q in quantities:
                 try:
                     results[name][q] = compute(engine, prob, q, x, vectors.get(q))
+                except EngineUnavailable as e:  # declines this problem (the symbolic engine's size limit)
+                    unavailable[name] = str(e)
+                    del results[name]
+                    break
                 except InputError:
                     raise
                 except (AdcalcError, FloatingPointError, ValueError, ZeroDivisionError, RecursionError) as e:

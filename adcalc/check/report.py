@@ -103,7 +103,7 @@ def _points(at, random_n, seed, dim, box, float32):
 
 def run_check(function, grad, at=None, random_n=None, seed=0, dim=None, box=None, jacobian=False,
               rtol=None, atol=None, method="auto", as_json=False, save_failures=None, digits=None,
-              replay=None, float32=False, timeout=DEFAULT_TIMEOUT):
+              replay=None, float32=False, timeout=DEFAULT_TIMEOUT, junit=None):
     """The `adcalc check` command; returns the exit code (0 agrees, 1 does not)."""
     from adcalc import replay as R
     if not function:
@@ -131,6 +131,9 @@ def run_check(function, grad, at=None, random_n=None, seed=0, dim=None, box=None
     res = check_grad(f, g, points[0], rtol=rtol, atol=atol, jacobian=jacobian, seed=seed, method=method,
                      points=points, timeout=timeout, _cli=True, _labels=(function, glabel), _capture=True)
     res.function, res.gradient_function = function, glabel
+    if junit:
+        from adcalc.reports import check_junit
+        check_junit(res, junit)
     if res.printed:
         lines = res.printed.strip().splitlines()
         res.warnings.append(f"the code under check printed {len(lines)} line(s); first: {lines[0][:120]!r}")

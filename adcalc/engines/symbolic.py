@@ -80,6 +80,32 @@ def const_to_sympy(s, v, known=None):
     return s.Float(v, precision=64)  # 64 bits: printed with enough digits to round-trip
 
 
+def exact_constant(s, node, known):
+    """A folded scalar constant as the SymPy formula it was made from (sin(pi/6) is 1/2,
+    1/sqrt(2*pi) stays symbolic), from the records' SymPy counterparts; constants the
+    formula cannot express exactly stay floats.  No recursion: an explicit stack."""
+    done, stack = {}, [(node, False)]
+    while stack:
+        n, ready = stack.pop()
+        if n.id in done:
+            continue
+        if n.exact is None:
+            done[n.id] = const_to_sympy(s, float(n.value), known)
+            continue
+        if not ready:
+            stack.append((n, True))
+            stack.extend((a, False) for a in n.exact[1] if a.id not in done)
+            continue
+        name, args = n.exact
+        f = _elementwise_fn(s, PRIMS[name])
+        try:
+            v = f(*[done[a.id] for a in args])
+            done[n.id] = v if v.is_finite is not False else const_to_sympy(s, float(n.value), known)
+        except (TypeError, ValueError, ArithmeticError):
+            done[n.id] = const_to_sympy(s, float(n.value), known)
+    return done[node.id]
+
+
 # ---- graph -> SymPy ------------------------------------------------------------------
 _ADDS = ("add", "sub", "neg")
 _GATHER = ("broadcast", "reshape", "transpose", "getitem", "stack", "concat")
@@ -118,6 +144,10 @@ def graph_to_sympy(prob):
     graph = prob.graph
     nodes = graph.nodes
     ids = needed(graph, [prob.output])
+    size = sum(1 for i in ids if nodes[i].op not in _ADDS)  # sums become one flat Add
+    if size > MAX_NODES:
+        raise EngineUnavailable(f"the expression has {size} graph nodes besides its sums; the symbolic engine "
+                                f"takes up to {MAX_NODES} (SymPy slows down beyond that); the other engines still run")
     uses, user = {}, {}
     for i in ids:
         for a in nodes[i].args:
@@ -152,7 +182,8 @@ def graph_to_sympy(prob):
                 raise EngineError(f"the symbolic engine found an unknown variable {node.p['name']!r}")
             continue
         if op == "const":
-            vals[i] = _obj([const_to_sympy(s, v, known) for v in np.ravel(node.value)], node.shape)
+            vals[i] = _obj([exact_constant(s, node, known)] if node.exact else
+                           [const_to_sympy(s, v, known) for v in np.ravel(node.value)], node.shape)
             continue
         if op in _ADDS and absorbed(node, _ADDS) or op == "mul" and absorbed(node, ("mul",)):
             continue
@@ -305,6 +336,7 @@ def _erfc(x):
 
 
 WORKING_DIGITS = 40
+MAX_NODES = 2000    # larger expressions: SymPy takes minutes; the engine declines
 MAX_DIGITS = 2560
 
 
