@@ -40,13 +40,17 @@ def read_expressions(exprs):
     out = []
     for e in exprs:
         if e.strip() == "-":
-            out.append(sys.stdin.read().strip())
+            try:
+                out.append(sys.stdin.read().strip())
+            except (OSError, UnicodeDecodeError) as err:
+                raise InputError(f"cannot read the expression from standard input ({err})") from None
         elif e.startswith("@"):
             try:
                 with open(e[1:], encoding="utf-8", errors="surrogateescape") as fh:
                     out.append(fh.read().strip())
-            except OSError as err:
-                raise InputError(f"cannot read the expression file {e[1:]!r} ({err.strerror})") from None
+            except (OSError, ValueError) as err:
+                why = getattr(err, "strerror", None) or str(err)
+                raise InputError(f"cannot read the expression file {e[1:]!r} ({why})") from None
         else:
             out.append(e)
     return out

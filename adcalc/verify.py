@@ -9,8 +9,8 @@ Verdict rules, component by component, against a reference engine:
 * tolerance: atol + rtol max(|ref|, largest |ref| of the quantity) for exact engines;
   for the numeric engine 2 x its own error estimate + 16 eps (|ref| + largest |ref|);
 * ok: |value - ref| <= tolerance (an infinite or NaN difference is never ok);
-* not finite: the reference is infinite or NaN there (overflow, an infinite slope):
-  nothing to compare; said in the summary, never a mismatch;
+* not finite: the reference, or the engine, is infinite or NaN there (overflow, an
+  infinite slope): nothing to compare; said in the summary, never a mismatch;
 * kink: outside the tolerance at a point that is a kink, or wherever the engine itself
   reports one (the numeric engine's one-sided slopes): conventions differ, the
   conventions are named;
@@ -128,7 +128,10 @@ def judge(value, ref, labels, rtol, atol, error=None, kinked=False, own=None):
     within = fin & np.isfinite(diff) & (diff <= tol)
     said_kink = np.zeros(a.shape, bool) if own is None else np.isin(np.asarray(own, object).ravel(),
                                                                       ("kink", "jump"))
-    comp = np.where(~fin, "not finite", np.where(said_kink, "kink", np.where(
+    # an engine that overflows (inf or nan) where the reference is finite says it cannot tell:
+    # not finite, never a finite wrong number
+    nf_here = ~fin | ~np.isfinite(a)
+    comp = np.where(nf_here, "not finite", np.where(said_kink, "kink", np.where(
         within, "ok", np.where(kinked, "kink", "mismatch"))))
     status = max(comp, key=RANK.get, default="ok")
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -137,12 +140,12 @@ def judge(value, ref, labels, rtol, atol, error=None, kinked=False, own=None):
     ratio = np.where(np.isnan(ratio), np.inf, ratio)
     i = int(np.argmax(ratio)) if ratio.size else 0
     worst = labels[i] if ratio.size and ratio[i] > 0 else None
-    show = fin & np.isfinite(diff)
-    max_abs = float(np.max(diff[fin], initial=0.0)) if fin.any() else None
-    max_rel = float(np.max(np.where(show, rel, 0.0), initial=0.0)) if fin.any() else None
-    if fin.any() and not np.all(np.isfinite(diff[fin])):
-        max_abs = max_rel = float("inf")
-    return status, max_abs, max_rel, worst, (float(tol[i]) if fin.any() else None), int((~fin).sum())
+    show = ~nf_here
+    if not show.any():
+        return status, None, None, worst, None, int(nf_here.sum())
+    j = int(np.argmax(np.where(show, diff, -1.0)))       # the largest difference, and its tolerance
+    max_rel = float(np.max(np.where(show, rel, 0.0), initial=0.0))
+    return status, float(diff[j]), max_rel, worst, float(tol[j]), int(nf_here.sum())
 
 
 def directions(prob, seed):
@@ -218,7 +221,7 @@ def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, s
     if "grad" in quantities and not kinks:
         _taylor(prob, x, results, checks, seed)
     compared = [c for c in checks if c.status not in ("unavailable", "error")]
-    if compared and all(c.status == "not finite" for c in compared):
+    if compared and all(c.max_abs is None for c in compared):
         fx = prob.value(x)
         raise NothingFinite(f"nothing finite to compare at this point: every derivative is infinite or "
                             f"undefined in the reference ({reference}); f = {_short(fx)}")

@@ -139,7 +139,9 @@ def test_judge_rules():
     st, mabs, _, worst, tol, nf = V.judge([1.0, 5.0, 2.0], ref, labels, 1e-8, 1e-12)
     assert st == "not finite" and nf == 1 and mabs == 0.0
     st, *_ = V.judge([1.0, 5.0, np.inf], ref, labels, 1e-8, 1e-12)
-    assert st == "mismatch"           # an infinite difference is never ok
+    assert st == "not finite"         # the engine overflows: never ok, never a finite wrong number
+    st, *_ = V.judge([1.0, 5.0, 7.0], [1.0, 5.0, 2.0], labels, 1e-8, 1e-12)
+    assert st == "mismatch"
     st, *_ = V.judge([1.0, 5.0, 3.0], ref, labels, 1e-8, 1e-12, kinked=True)
     assert st == "kink"
     st, _, _, worst, _, _ = V.judge([1.0, 5.0, 2.5], [1.0, 5.0, 2.0], labels, 1e-8, 1e-12, error=[0, 0, 0.3])
