@@ -64,6 +64,25 @@ def _sweep_plan(graph, outputs, wrt):
     return hit
 
 
+def rule_inputs(graph, seeds, wrt):
+    """Ids whose values the backward sweep's rules read (cached): the arguments and result of
+    every active node whose rule looks at values (not linear or piecewise-constant records,
+    not add/sub/neg whose partials are constants)."""
+    key = ("rule_inputs", tuple(n.id for n in seeds), tuple(v.id for v in wrt))
+    hit = graph.cache.get(key)
+    if hit is None:
+        steps, _ = _sweep_plan(graph, seeds, wrt)
+        out = set()
+        for i, node, need in steps:
+            prim = PRIMS.get(node.op)
+            if need is None or prim is None or prim.kind in ("linear", "zero") or prim.constant_partials:
+                continue
+            out.add(i)
+            out.update(a.id for a in node.args)
+        hit = graph.cache[key] = frozenset(out)
+    return hit
+
+
 def vjp_sweep(graph, seeds, wrt, val):
     """Cotangents of the `wrt` variables given `seeds` [(node, cotangent)]."""
     steps, reach = _sweep_plan(graph, [n for n, _ in seeds], wrt)

@@ -106,7 +106,8 @@ class Primitive:
 
     __slots__ = ("name", "nargs", "impl", "kind", "pointwise", "partials", "transpose", "jvp",
                  "vjp", "shape", "sympy", "c", "domain", "kink", "sample", "complex_ok", "cimpl",
-                 "infix", "prec", "spell", "arity", "doc", "params", "complex_at", "singular")
+                 "infix", "prec", "spell", "arity", "doc", "params", "complex_at", "singular",
+                 "constant_partials")
 
     def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
                  jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
@@ -120,10 +121,20 @@ class Primitive:
         self.sample, self.complex_ok, self.cimpl = sample, complex_ok, cimpl
         self.infix, self.prec, self.doc, self.params = infix, prec, doc, tuple(params)
         self.spell, self.complex_at, self.singular = tuple(spell), complex_at, singular
+        # partials that never look at values (add, sub, neg): the sweep keeps no values for them
+        self.constant_partials = bool(partials) and jvp is None and all(
+            isinstance(_try(f, nargs), Unit) for f in partials)
         self.arity = arity if arity is not None else (nargs, nargs)
 
     def __repr__(self):
         return f"Primitive({self.name!r})"
+
+
+def _try(f, nargs):
+    try:
+        return f(*([1.0] * (nargs + 1)))
+    except Exception:  # a partial that needs real values (or ops not yet defined)
+        return None
 
 
 PRIMS = {}

@@ -46,7 +46,27 @@ def plan(graph, outputs):
     return hit
 
 
-def evaluate(graph, outputs, env, check=True, dtype=float, bad=None):
+def releases(graph, outputs, keep):
+    """Per step of the plan, the ids whose value is dead after it (last use there, not an
+    output, not in `keep`), cached per (outputs, keep)."""
+    key = ("releases", tuple(o.id for o in outputs), keep)
+    hit = graph.cache.get(key)
+    if hit is None:
+        steps = plan(graph, outputs)
+        last = {}
+        for k, (i, kind, payload, args, params, prim) in enumerate(steps):
+            for j in args:
+                last[j] = k
+        hold = set(keep) | {o.id for o in outputs}
+        hit = [[] for _ in steps]
+        for j, k in last.items():
+            if j not in hold:
+                hit[k].append(j)
+        graph.cache[key] = hit
+    return hit
+
+
+def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
     """Values of every node that `outputs` need; `env` maps variable name -> (N,) + shape.
 
     Returns a list indexed by node id (None for nodes not needed).  `check` is a bool
@@ -54,12 +74,15 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None):
     division by zero is a non-finite result, not a domain error).  Outside a record's
     domain: DomainError naming the sub-expression, or, when `bad` is a dict, the
     message is recorded for each offending point {row: message} and evaluation goes on.
+    With `keep` (a frozenset of ids), every other value is released after its last use,
+    so memory follows liveness; only the outputs and `keep` are returned.
     """
     vals = [None] * len(graph.nodes)
     cplx = dtype is complex
     limit = len(graph.nodes) if check is True else (check or -1)
+    free = releases(graph, outputs, keep) if keep is not None else None
     with np.errstate(all="ignore"):
-        for i, kind, payload, args, params, prim in plan(graph, outputs):
+        for k, (i, kind, payload, args, params, prim) in enumerate(plan(graph, outputs)):
             if kind == 0:
                 vals[i] = payload
                 continue
@@ -75,6 +98,9 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None):
                     _record(bad, ok, payload, prim.domain[1])
             impl = prim.cimpl if cplx and prim.cimpl is not None else prim.impl
             vals[i] = impl(*a, **params) if params else impl(*a)
+            if free is not None:
+                for j in free[k]:
+                    vals[j] = None
     return vals
 
 

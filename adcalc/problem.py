@@ -119,7 +119,7 @@ class Problem:
         parts = [f"{v}={_short(a)}" for v, a in self.split(x).items()]
         return ", ".join(parts) if parts else "(no variables)"
 
-    def values(self, X, nodes=None, env=None, check=True, dtype=float, bad=None):
+    def values(self, X, nodes=None, env=None, check=True, dtype=float, bad=None, keep=None):
         """Values of the nodes `nodes` needs (default: the output) at the points X (N, n),
         each (N,) + its shape.  Outside the domain: DomainError naming the sub-expression
         and the point, or with a dict `bad` {row: message} and NaN rows."""
@@ -130,7 +130,7 @@ class Problem:
         if check is True and self.output is not getattr(self, "base", self).output:
             nodes.append(self.base.output)  # the domain is f's, also when only f' is wanted
         try:
-            return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad)
+            return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep)
         except DomainError as e:
             where = self.describe(np.real(X[0])) if len(X) == 1 else "one of the points"
             raise DomainError(f"{e} at {where}") from None

@@ -13,7 +13,7 @@
 import numpy as np
 
 from adcalc import derivatives
-from adcalc.ad import vjp_sweep
+from adcalc.ad import rule_inputs, vjp_sweep
 from adcalc.engines.base import Engine, Result
 
 
@@ -46,7 +46,8 @@ class ReverseEngine(Engine):
 
     def vjp_batch(self, prob, X, U, env=None):
         K, N = U.shape[0], len(X)
-        vals = prob.values(X, env=env)
+        keep = rule_inputs(prob.graph, [prob.output], prob.var_nodes)
+        vals = prob.values(X, env=env, keep=keep)   # values the rules do not read are freed early
         seed = np.asarray(U, dtype=float).reshape((K, N) + prob.out_shape)
         with np.errstate(all="ignore"):
             parts = vjp_sweep(prob.graph, [(prob.output, seed)], prob.var_nodes, lambda n: vals[n.id])
