@@ -28,6 +28,7 @@ status per component:
   undefined  no step fits inside the domain: value NaN
 """
 import math
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -133,12 +134,30 @@ def ecnoise(f, x, s, dirs=None, rng=None):
     return best
 
 
+def in_chunks(f, total, rows, cplx=False):
+    """f over `total` rows made by rows(lo, hi), a chunk at a time (f.chunk rows, or 4096), so
+    that a Hessian of 1000 inputs (2 million points) never holds every point at once."""
+    chunk = max(1, int(getattr(f, "chunk", 4096)))
+    if total <= chunk:
+        return f(rows(0, total), cplx=cplx)
+    outs, noises = [], []
+    for lo in range(0, total, chunk):
+        o, nz = f(rows(lo, min(total, lo + chunk)), cplx=cplx)
+        outs.append(o)
+        noises.append(nz)
+    return np.concatenate(outs), np.concatenate(noises)
+
+
 def complex_quotients(f, P, dirs, floor=0.0):
     """Complex-step derivatives at each row of P along each row of dirs: values and
     rounding bounds, both (len(P), len(dirs), m)."""
-    pts = (P[:, None, :] + 1j * CSTEP * dirs[None]).reshape(-1, P.shape[1])
-    shape = (len(P), len(dirs), f.m)
-    out, noise = f(pts, cplx=True)
+    D = len(dirs)
+
+    def rows(lo, hi):
+        r = np.arange(lo, hi)
+        return P[r // D] + 1j * CSTEP * dirs[r % D]
+    shape = (len(P), D, f.m)
+    out, noise = in_chunks(f, len(P) * D, rows, cplx=True)
     out, noise = out.reshape(shape) / CSTEP, noise.reshape(shape) / CSTEP
     noise = np.maximum(noise, np.broadcast_to(np.asarray(floor, dtype=float), shape[1:]))
     return out, noise
@@ -396,14 +415,21 @@ def _worst(statuses):
 
 
 # ---- second derivatives -------------------------------------------------------------------------
-def second_derivatives(f, x, method="auto", v=None):
+BIG_N = 64       # above this many inputs a Hessian uses SHORT_STEPS (each step costs 2 n^2 evaluations)
+SHORT_STEPS = 4
+
+
+def second_derivatives(f, x, method="auto", v=None, limit=None):
     """The Hessian (n, n) of a scalar black box at x, or H v (n,) when v is given: an
     Estimate.  Complex step (differences of complex-step gradients) where allowed and
     finite, else real differences (three points on the diagonal, four off it)."""
     x = np.asarray(x, dtype=float)
     n = len(x)
     s = nominal_scale(x)
-    cplx = method == "complex-step" or (method == "auto" and f.complex_reason(x) is None)
+    # a full Hessian of many inputs: real differences (2 n^2 real evaluations a step) cost about
+    # a third of differences of complex-step gradients (2 n^2 complex ones)
+    cplx = method == "complex-step" or (method == "auto" and f.complex_reason(x) is None
+                                        and (v is not None or n <= BIG_N))
     if v is not None:
         v = np.asarray(v, dtype=float)
         if not v.any():
@@ -411,12 +437,13 @@ def second_derivatives(f, x, method="auto", v=None):
             return Estimate(z, z.copy(), np.full(n, "ok", dtype=object), z, z, "exact")
         vmax = float(np.max(np.abs(v)))
         if vmax != 1.0:  # H (v / vmax) vmax: the step along v stays below the scales
-            e = second_derivatives(f, x, method, v / vmax)
+            e = second_derivatives(f, x, method, v / vmax, limit)
             return Estimate(e.value * vmax, e.error * vmax, e.status, e.lo * vmax, e.hi * vmax, e.method)
     if cplx:
         dirs = np.diag(s) if v is None else (np.min(s[v != 0] / np.abs(v[v != 0])) * v)[None]
         quot = _hess_complex(f, x, s, dirs, ecnoise(f, x, s, dirs))
-        est = _run(quot)
+        est = _run(quot, STEPS if v is not None or n <= BIG_N else SHORT_STEPS,
+                   3 if v is not None or n <= BIG_N else 2, limit)
         if np.isfinite(est.value).all() or method == "complex-step":
             H, E = est.value, est.error
             if v is None:
@@ -429,7 +456,8 @@ def second_derivatives(f, x, method="auto", v=None):
             E = np.maximum(E, 4 * EPS * np.abs(H) + TINY)
             return Estimate(H, E, st, H, H, "complex-step")
     quot = _hess_real(f, x, s, ecnoise(f, x, s))
-    est = _run(quot)
+    est = _run(quot, STEPS if v is not None or n <= BIG_N else SHORT_STEPS,
+               3 if v is not None or n <= BIG_N else 2, limit)
     H, E = est.value, est.error
     grow = est.status
     if v is not None:
@@ -439,7 +467,8 @@ def second_derivatives(f, x, method="auto", v=None):
         val = np.where(st == "infinite", np.nan, val)
         return Estimate(val, np.maximum(err, 2 * EPS * np.abs(val) + TINY), st, val, val, "richardson")
     st = np.where(grow, "infinite", "ok").astype(object)
-    H = np.where(grow, np.sign(H) * np.inf, H)
+    with np.errstate(invalid="ignore"):
+        H = np.where(grow, np.sign(H) * np.inf, H)
     E = np.where(np.isfinite(H), np.maximum(E, 2 * EPS * np.abs(H) + TINY), np.inf)
     st = np.where(np.isnan(H), "undefined", st).astype(object)
     return Estimate(H, E, st, H, H, "richardson")
@@ -451,13 +480,27 @@ class _Ladder(NamedTuple):
     status: np.ndarray   # bool: the quotients diverge
 
 
-def _run(quot, count=STEPS, order=3):
+class TooLong(Exception):
+    """A request whose projected time is beyond the limit: `seconds` is the projection."""
+
+    def __init__(self, seconds, steps):
+        super().__init__(f"about {seconds:.0f} s")
+        self.seconds, self.steps = seconds, steps
+
+
+def _run(quot, count=STEPS, order=3, limit=None):
     """Richardson over quot(t) for t = 1/2, 1/4, ..., skipping (coarsely) leading steps where
-    no quotient is finite."""
+    no quotient is finite.  With `limit` (seconds), the time of the first step projects the
+    whole; beyond the limit it raises TooLong before doing the rest."""
     ds, ns = [], []
     k = 0
     while len(ds) < count and k < 1100:
+        started = time.perf_counter()
         D, N = quot(0.5 * 2.0 ** -k)
+        if limit is not None and not ds:
+            projected = (time.perf_counter() - started) * count
+            if projected > limit:
+                raise TooLong(projected, count)
         if not ds and not np.isfinite(D).any():
             k += COARSE
             continue
@@ -485,9 +528,22 @@ def _hess_real(f, x, s, floor):
 
     def quot(t):
         P, Q, a, b = _shift(x, t, s)
-        di, dj = (a * s)[i, None] * E[i], (a * s)[j, None] * E[j]
-        pts = np.concatenate([x[None], P, Q, x + di + dj, x + di - dj, x - di + dj, x - di - dj])
-        F, N = f(pts)
+        head = np.concatenate([x[None], P, Q])
+        m = len(i)
+        signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=float)
+
+        def rows(lo, hi):  # x; x +- t e_j; then the four corners of each pair (i, j), lazily
+            r = np.arange(lo, hi)
+            out = np.empty((len(r), n))
+            first = r < len(head)
+            out[first] = head[r[first]]
+            k = r[~first] - len(head)
+            c, q = k // m, k % m
+            out[~first] = x
+            out[~first, i[q]] += signs[c, 0] * (a * s)[i[q]]
+            out[~first, j[q]] += signs[c, 1] * (a * s)[j[q]]
+            return out
+        F, N = in_chunks(f, len(head) + 4 * m, rows)
         fv, e = F[:, 0], np.maximum(N[:, 0], floor[0] if np.ndim(floor) else floor)
         big = float(np.max(np.abs(fv[np.isfinite(fv)]), initial=1.0))
         unit = big if big > 2.0 ** 500 else 1.0   # values near the overflow: work in units of them

@@ -13,6 +13,8 @@ The black box evaluates many points in one batched pass of the graph; its roundi
 bound per evaluation is NOISE eps times the largest intermediate magnitude on the
 way (of the imaginary part in complex step) plus the underflow granularity.
 """
+import time
+
 import numpy as np
 
 from adcalc import numdiff
@@ -23,6 +25,8 @@ from adcalc.evaluate import needed
 from adcalc.graph import to_text
 
 METHODS = ("auto", "richardson", "central", "complex-step")
+TIME_LIMIT = 900.0          # seconds a second-order request may take before it is declined
+MEMORY_BUDGET = 128 << 20   # bytes of node values per batched evaluation (rows are chunked to fit)
 
 
 class ProblemBox:
@@ -32,7 +36,10 @@ class ProblemBox:
 
     def __init__(self, prob):
         self.prob, self.n, self.m = prob, prob.n, prob.m
-        self.ops = {prob.graph.nodes[i].op for i in needed(prob.graph, [prob.output])}
+        ids = needed(prob.graph, [prob.output])
+        self.ops = {prob.graph.nodes[i].op for i in ids}
+        per_point = 16 * (prob.n + sum(prob.graph.nodes[i].size for i in ids))  # complex bytes
+        self.chunk = max(1, MEMORY_BUDGET // per_point)   # rows per batched evaluation
 
     def __call__(self, P, cplx=False):
         prob = self.prob
@@ -76,6 +83,14 @@ class ProblemBox:
                 if not ok:
                     return f"'{to_text(node)}' is not complex-analytic at this point"
         return None
+
+
+def _seconds_per_point(box, x, cplx, rows=64):
+    """The time of one evaluation of f, from a batch of `rows` points near x."""
+    P = np.repeat(np.asarray(x, dtype=complex if cplx else float)[None], rows, axis=0)
+    started = time.perf_counter()
+    box(P, cplx=cplx)
+    return (time.perf_counter() - started) / rows
 
 
 def _box(prob):
@@ -123,13 +138,35 @@ class NumericEngine(Engine):
     def grad_batch(self, prob, X):
         return self.jacobian_batch(prob, X).map(lambda a: a[:, 0, :])
 
+    def _second(self, box, x, v=None):
+        n = box.n
+        big = v is None and n > numdiff.BIG_N
+        steps = numdiff.SHORT_STEPS if big else numdiff.STEPS
+        points = steps * (2 * n * n if v is None else 2 * n)
+        cplx = not big and self.method in ("auto", "complex-step") and box.complex_reason(x) is None
+        seconds = points * _seconds_per_point(box, x, cplx)
+        if seconds > TIME_LIMIT:
+            raise EngineError(self._too_long(box, v, seconds, steps))
+        try:
+            return numdiff.second_derivatives(box, x, self.method, v=v, limit=TIME_LIMIT)
+        except numdiff.TooLong as e:
+            raise EngineError(self._too_long(box, v, e.seconds, e.steps)) from None
+
+    @staticmethod
+    def _too_long(box, v, seconds, steps):
+        what = "Hessian" if v is None else "Hessian-vector product"
+        return (f"the numeric {what} at n = {box.n} would take about {seconds:.0f} s here ({steps} difference "
+                f"steps, each evaluating f at about {2 * box.n * (box.n if v is None else 1):.3g} points); it "
+                f"stops at {TIME_LIMIT:.0f} s: use an exact engine (--engine reverse), or check the Hessian "
+                f"along a few directions with hvp")
+
     def hessian_batch(self, prob, X):
         if prob.n == 0:
             z = np.zeros((len(X), 0, 0))
             return Result(z, z.copy(), {"method": "exact", "status": np.full(z.shape, "ok", dtype=object),
                                         "lo": z, "hi": z})
         box = self._setup(prob, X)
-        return _result([numdiff.second_derivatives(box, x, self.method) for x in X])
+        return _result([self._second(box, x) for x in X])
 
     def jvp_batch(self, prob, X, V):
         box = self._setup(prob, X)
@@ -148,8 +185,7 @@ class NumericEngine(Engine):
 
     def hvp_batch(self, prob, X, V):
         box = self._setup(prob, X)
-        return _stack([_result([numdiff.second_derivatives(box, x, self.method, v=v) for x, v in zip(X, Vk)])
-                       for Vk in V])
+        return _stack([_result([self._second(box, x, v) for x, v in zip(X, Vk)]) for Vk in V])
 
 
 def _stack(results):
