@@ -44,6 +44,33 @@ def active(graph, outputs, wrt):
     return order, reach
 
 
+class Underflow:
+    """Watches a numeric sweep for floating-point underflow (an intermediate derivative below
+    2.2e-308, where a product of a tiny and a huge factor loses its digits or becomes 0), and
+    for an undefined partial (x**y along y at x < 0) met by a zero (co)tangent, which may be
+    a tiny one that underflowed: `with Underflow() as u: ...; u.seen`."""
+
+    def __enter__(self):
+        self.seen = False
+        self._state = np.errstate(all="ignore", under="call")
+        self._state.__enter__()
+        self._old = np.seterrcall(self._hit)
+        _WATCH.append(self)
+        return self
+
+    def _hit(self, kind, flag):
+        self.seen = True
+
+    def __exit__(self, *exc):
+        _WATCH.pop()
+        np.seterrcall(self._old)
+        self._state.__exit__(*exc)
+        return False
+
+
+_WATCH = []   # the sweeps being watched (innermost last)
+
+
 def _add(a, b):
     if a is None:
         return b
@@ -138,7 +165,10 @@ def _masks(prim, node, t):
 def _times(t, d, mask):
     out = d.apply(t) if isinstance(d, Quotient) else t * d
     if mask:
-        out = np.where(t == 0, 0.0, out)
+        zero = t == 0
+        if _WATCH and np.any(zero & np.isnan(out)):
+            _WATCH[-1].seen = True   # an undefined partial met a zero that may only be tiny
+        out = np.where(zero, 0.0, out)
     return out
 
 

@@ -80,14 +80,20 @@ def run_engines_on(command, prob, names, vector, method, strict):
     return out
 
 
+UNDERFLOW = ("may be inexact: an intermediate derivative underflowed below 2.2e-308 (or an undefined "
+             "partial met a zero that may only be tiny), so components that are only tiny can come out "
+             "as 0 or with fewer digits")
+
+
 def component_notes(result, labels):
-    """Warnings from an engine's own per-component statuses (numeric: kink, jump, ...)."""
+    """Warnings from an engine's own per-component statuses (numeric: kink, jump, ...) and
+    from underflow seen in its sweeps."""
+    out = [UNDERFLOW] if result.info.get("underflow") else []
     st = result.info.get("status")
     if st is None:
-        return []
+        return out
     st = np.asarray(st, dtype=object).ravel()
     lo, hi = (np.asarray(result.info.get(k, result.value), float).ravel() for k in ("lo", "hi"))
-    out = []
     for i, s in enumerate(st):
         if s != "ok":
             out.append(f"{labels[i]}: " + NOTES[s].format(lo=fmt(lo[i]), hi=fmt(hi[i])))
@@ -129,7 +135,7 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
         if "status" in r.info:
             obj["status"] = np.vectorize(WORDS.get, otypes=[object])(
                 np.asarray(r.info["status"], dtype=object)).reshape(shape).tolist()
-            warnings += component_notes(r, labels)
+        warnings += [f"{q.key} {w}" if w == UNDERFLOW else w for w in component_notes(r, labels)]
     if as_json:
         emit(obj)
         return 0

@@ -229,10 +229,12 @@ cosh = register("cosh", 1, np.cosh, partials=(lambda x, a: sinh(x),), sympy="cos
                 spell=("cosh",), doc="hyperbolic cosine")
 # tanh' and sigmoid' not as 1-a^2 and a(1-a): those cancel to 0 once a rounds to 1
 def _sech2(x, a):
-    """tanh' = 4 e^(-2|x|) / (1 + e^(-2|x|))^2: underflows to 0 at large |x| (no inf / inf in
-    its own derivatives), no cancellation (1 - tanh^2 is 0 once tanh rounds to 1)."""
-    e = exp(-2.0 * abs(x))
-    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+    """tanh' as 1 - tanh^2 for |x| < 1 (its derivative -2 tanh tanh' is exact near 0) and as
+    4 e^(-2|x|) / (1 + e^(-2|x|))^2 beyond (no cancellation once tanh rounds to 1, and it
+    underflows to 0 at large |x| with no inf / inf in its own derivatives)."""
+    small = gt(1.0, abs(x))
+    e = exp(-2.0 * abs(select(small, 1.0, x)))
+    return select(small, 1.0 - a * a, 4.0 * e / ((1.0 + e) * (1.0 + e)))
 
 
 tanh = register("tanh", 1, np.tanh, partials=(_sech2,),

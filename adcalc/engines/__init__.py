@@ -8,6 +8,7 @@ ENGINES = {
     "forward": "adcalc.engines.forward:ForwardEngine",
     "symbolic": "adcalc.engines.symbolic:SymbolicEngine",
     "numeric": "adcalc.engines.numeric:NumericEngine",
+    "compiled": "adcalc.engines.compiled:CompiledEngine",
     "gpu": "adcalc.engines.gpu:GpuEngine",
 }
 

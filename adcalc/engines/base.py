@@ -102,6 +102,8 @@ class Engine:
         err = None if any(e is None for e in errs) or not errs else np.concatenate(errs, axis=0)
         order = (1, 0, 2) if reverse else (1, 2, 0)
         info = infos[0] if len(infos) == 1 else {}
+        if any(i.get("underflow") for i in infos):
+            info = dict(info, underflow=True)
         return Result(np.transpose(val, order), None if err is None else np.transpose(err, order), info)
 
     def grad_batch(self, prob, X):

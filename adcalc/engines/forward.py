@@ -12,7 +12,7 @@ topological order (that sweep over numbers *is* dual-number arithmetic).
 """
 import numpy as np
 
-from adcalc.ad import jvp_sweep
+from adcalc.ad import Underflow, jvp_sweep
 from adcalc.engines.base import Engine, Result
 from adcalc.engines.reverse import unflatten
 
@@ -24,8 +24,9 @@ class ForwardEngine(Engine):
         K, N = V.shape[0], len(X)
         vals = prob.values(X)
         tangents = unflatten(prob, np.asarray(V, dtype=float), (K, N))
-        with np.errstate(all="ignore"):
+        with Underflow() as under:
             (t,) = jvp_sweep(prob.graph, [prob.output], tangents, lambda n: vals[n.id])
+        info = {"underflow": True} if under.seen else None
         if t is None:
-            return Result(np.zeros((K, N, prob.m)))
-        return Result(np.reshape(np.broadcast_to(t, (K, N) + prob.out_shape), (K, N, prob.m)))
+            return Result(np.zeros((K, N, prob.m)), info=info)
+        return Result(np.reshape(np.broadcast_to(t, (K, N) + prob.out_shape), (K, N, prob.m)), info=info)

@@ -13,7 +13,7 @@
 import numpy as np
 
 from adcalc import derivatives
-from adcalc.ad import rule_inputs, vjp_sweep
+from adcalc.ad import Underflow, rule_inputs, vjp_sweep
 from adcalc.engines.base import Engine, Result
 
 
@@ -49,9 +49,9 @@ class ReverseEngine(Engine):
         keep = rule_inputs(prob.graph, [prob.output], prob.var_nodes)
         vals = prob.values(X, env=env, keep=keep)   # values the rules do not read are freed early
         seed = np.asarray(U, dtype=float).reshape((K, N) + prob.out_shape)
-        with np.errstate(all="ignore"):
+        with Underflow() as under:
             parts = vjp_sweep(prob.graph, [(prob.output, seed)], prob.var_nodes, lambda n: vals[n.id])
-        return Result(flat_parts(prob, parts, (K, N)))
+        return Result(flat_parts(prob, parts, (K, N)), info={"underflow": under.seen} if under.seen else None)
 
     def jvp_batch(self, prob, X, V):
         K, N = V.shape[0], len(X)
@@ -59,8 +59,9 @@ class ReverseEngine(Engine):
         env = {u.p["name"]: np.zeros((N,) + u.shape)}
         vals = prob.values(X, nodes=[cp.output], env=env)
         seed = np.asarray(V, dtype=float).reshape(K, N, prob.n)
-        with np.errstate(all="ignore"):
+        with Underflow() as under:
             (t,) = vjp_sweep(prob.graph, [(cp.output, seed)], [u], lambda n: vals[n.id])
+        info = {"underflow": True} if under.seen else None
         if t is None:
-            return Result(np.zeros((K, N, prob.m)))
-        return Result(np.reshape(np.broadcast_to(t, (K, N) + u.shape), (K, N, prob.m)))
+            return Result(np.zeros((K, N, prob.m)), info=info)
+        return Result(np.reshape(np.broadcast_to(t, (K, N) + u.shape), (K, N, prob.m)), info=info)
