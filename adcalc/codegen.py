@@ -21,11 +21,13 @@ The body reads the point's inputs with IN(j), its direction entries with DIR(j),
 OUT(j) and sets `flag`; the wrappers define those macros, so the C function and the CUDA
 kernel contain the same body text:
 
-    void NAME(long long n_points, const real *X, const real *D, long long d_stride,
-              real *OUT, int *FLAG)
+    long long NAME(long long n_points, const real *X, const real *D, long long d_stride,
+                   real *OUT, int *FLAG)                     (C: returns the flagged count)
+    extern "C" __global__ void NAME(...the same arguments...)  (CUDA)
 
-X is (n_points, n_in), OUT (n_points, n_out), FLAG (n_points,), D (n_points, n_dir) with
-d_stride = n_dir, or one shared direction with d_stride = 0.
+X is (n_points, n_in), OUT (n_points, n_out), FLAG (n_points,) (NULL allowed in C: no
+flags written), D (n_points, n_dir) with d_stride = n_dir, or one shared direction with
+d_stride = 0.
 """
 import math
 import re
@@ -540,18 +542,22 @@ def _c_header(dtype, simd_functions=()):
 
 def _c_function(name, k, openmp, fast):
     nx, nd, no = max(1, k.n_in), max(1, k.n_dir), k.n_out
-    sig = (f"void {name}(long long n_points, const real *restrict X, const real *restrict D, "
+    sig = (f"long long {name}(long long n_points, const real *restrict X, const real *restrict D, "
            f"long long d_stride, real *restrict OUT, int *restrict FLAG)")
-    par = "  #pragma omp parallel for schedule(static) if(n_points >= 256)\n" if openmp else ""
+    # dynamic chunks of about 4096 points: a core taken by another process slows a call by its
+    # share, not (as a static split does) by the whole of its thread's half
+    chunk = "4096" if not fast else "16"
+    par = (f"  #pragma omp parallel for schedule(dynamic, {chunk}) reduction(+:nbad) if(n_points >= 256)\n"
+           if openmp else "")
     if not fast:
         pre = [f"    const real *x_ = X + i * {k.n_in};", f"    real *o_ = OUT + i * {no};"]
         if k.n_dir:
             pre.append("    const real *d_ = D + i * d_stride;")
         return "\n".join([
-            f"{sig}\n{{", par + "  for (long long i = 0; i < n_points; ++i) {", *pre,
+            f"{sig}\n{{", "  long long nbad = 0;", par + "  for (long long i = 0; i < n_points; ++i) {", *pre,
             "    int flag = 0;", "#define IN(j) x_[j]", "#define DIR(j) d_[j]", "#define OUT(j) o_[j]",
             k.body, "#undef IN", "#undef DIR", "#undef OUT",
-            "    FLAG[i] = flag;", "  }", "}", ""])
+            "    if (FLAG) FLAG[i] = flag;", "    nbad += flag != 0;", "  }", "  return nbad;", "}", ""])
     # --fast: a block of points is copied into columns, one SIMD loop over the block writes
     # columns, which are copied out.  gcc 12 vectorises calls to vector math only over
     # consecutive loads and stores, and fuses sin(x) and cos(x) of one x into a sincos that
@@ -565,20 +571,36 @@ def _c_function(name, k, openmp, fast):
         copy.append(f"    real ds_[{nd}][{blk}];")
         copy.append(f"    for (long long p = 0; p < nb; ++p) for (int j = 0; j < {k.n_dir}; ++j) "
                     f"ds_[j][p] = D[(b0 + p) * d_stride + j];")
-    body = _COS.sub("cos(0.0 + ", k.body)
+    body = fast_body(k.body)
     return "\n".join([
-        f"{sig}\n{{", par + f"  for (long long b0 = 0; b0 < n_points; b0 += {blk}) {{",
+        f"{sig}\n{{", "  long long nbad = 0;", par + f"  for (long long b0 = 0; b0 < n_points; b0 += {blk}) {{",
         f"    const long long nb = n_points - b0 < {blk} ? n_points - b0 : {blk};", *copy,
         "    #pragma omp simd", "    for (long long p = 0; p < nb; ++p) {", "    int flag = 0;",
         "#define IN(j) xs_[j][p]", "#define DIR(j) ds_[j][p]", "#define OUT(j) os_[j][p]",
         body, "#undef IN", "#undef DIR", "#undef OUT",
         "    fs_[p] = flag;", "    }",
         f"    for (long long p = 0; p < nb; ++p) {{ for (int j = 0; j < {no}; ++j) "
-        f"OUT[(b0 + p) * {no} + j] = os_[j][p]; FLAG[b0 + p] = fs_[p]; }}",
-        "  }", "}", ""])
+        f"OUT[(b0 + p) * {no} + j] = os_[j][p]; nbad += fs_[p] != 0; }}",
+        "    if (FLAG) for (long long p = 0; p < nb; ++p) FLAG[b0 + p] = fs_[p];",
+        "  }", "  return nbad;", "}", ""])
 
 
 _COS = re.compile(r"(?<![\w])cos\(")
+_POW_INT = re.compile(r"(?<![\w])pow\((t\d+), \(?(-?\d+)\.0\)?\)")
+
+
+def _pow_int(m):
+    """pow(x, n) for an integer n as pow(|x|, n), with x's sign for odd n: equal for every x
+    (pow is even or odd in x there), and libmvec's pow takes its slow scalar path for x < 0."""
+    x, n = m.group(1), int(m.group(2))
+    body = f"pow(fabs({x}), {n}.0)" if n >= 0 else f"pow(fabs({x}), ({n}.0))"
+    return body if n % 2 == 0 else f"copysign({body}, {x})"
+
+
+def fast_body(body):
+    """The body as the SIMD wrapper prints it: cos(0.0 + x) for cos(x) and pow(|x|, n) for
+    pow(x, n), equal value for value (see _c_function and _pow_int)."""
+    return _POW_INT.sub(_pow_int, _COS.sub("cos(0.0 + ", body))
 SIMD_MAX_COLUMNS = 4096   # wider kernels take the plain loop (their columns would not fit the stack)
 
 

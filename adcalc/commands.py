@@ -19,7 +19,7 @@ from adcalc.render import fmt, table, to_json_value, warning_line
 
 ANSWER_ORDER = ("symbolic", "forward", "reverse", "gpu", "compiled", "numeric")
 KINK_ANSWER_ORDER = ("forward", "reverse", "gpu", "compiled", "symbolic", "numeric")
-NOTES = {"kink": "one-sided slopes {lo} and {hi} differ: not differentiable here (shown: their midpoint)",
+NOTES = {"kink": "kink: one-sided slopes {lo} and {hi} differ: not differentiable here (shown: their midpoint)",
          "jump": "kink: f jumps here, no derivative", "infinite": "not finite: the slope grows without bound",
          "undefined": "not finite: no difference step fits inside the domain"}
 WORDS = {"ok": "ok", "kink": "kink", "jump": "kink", "infinite": "not finite", "undefined": "not finite"}
@@ -94,6 +94,14 @@ def component_notes(result, labels):
         return out
     st = np.asarray(st, dtype=object).ravel()
     lo, hi = (np.asarray(result.info.get(k, result.value), float).ravel() for k in ("lo", "hi"))
+    if result.error is not None:   # an estimate far above the answer's size resolves nothing
+        val, err = result.value.ravel(), result.error.ravel()
+        with np.errstate(invalid="ignore"):
+            blur = (st == "ok") & np.isfinite(val) & (err > np.abs(val)) & (err > 1e-6 * max(
+                1.0, float(np.max(np.abs(val[np.isfinite(val)]), initial=0.0))))
+        for i in np.flatnonzero(blur):
+            out.append(f"{labels[i]}: inexact: the error estimate ({fmt(err[i], 3)}) exceeds the value; "
+                       f"the differences do not resolve this component here")
     for i, s in enumerate(st):
         if s != "ok":
             out.append(f"{labels[i]}: " + NOTES[s].format(lo=fmt(lo[i]), hi=fmt(hi[i])))

@@ -51,6 +51,8 @@ class Estimate(NamedTuple):
     method: str
 
 
+TYPICAL = 2.0 ** -26
+CHECK = 2.0 ** -20       # complex step checked against a step this many times smaller
 TINY_X = 2.0 ** -900     # below this a complex step cannot be much smaller than x
 
 
@@ -61,12 +63,12 @@ def nominal_scale(x):
 
 
 def typical_scale(x):
-    """A second unit for components much smaller than a typical size of the point
-    (2^-26 max(1, max |x|)): that typical size.  Differencing x + y at (1e-300, 1) by
+    """A second unit for components much smaller than a typical size (TYPICAL = 2^-26, the
+    step at which differences of a function of size 1 are most accurate; not a size taken
+    from the other coordinates, which may be 1e200 and say nothing about this one).  Differencing x + y at (1e-300, 1) by
     steps of 1e-300 sees nothing but rounding; steps of the typical size see the slope."""
     x = np.asarray(x, dtype=float)
-    typ = 2.0 ** -26 * max(1.0, float(np.max(np.abs(x), initial=0.0)))
-    return np.maximum(nominal_scale(x), typ)
+    return np.maximum(nominal_scale(x), TYPICAL)
 
 
 def quantize(f, P):
@@ -86,8 +88,9 @@ def richardson(D, noise, ratio=2.0, order=3, power=2):
     R, N = [D], [noise]
     for k in range(1, order + 1):
         c = ratio ** (power * k)
-        R.append((c * R[-1][1:] - R[-1][:-1]) / (c - 1))
-        N.append((c * N[-1][1:] + N[-1][:-1]) / (c - 1))
+        with np.errstate(invalid="ignore"):  # written so that 1e304-sized quotients do not overflow
+            R.append(R[-1][1:] + (R[-1][1:] - R[-1][:-1]) / (c - 1))
+            N.append(N[-1][1:] * (c / (c - 1)) + N[-1][:-1] / (c - 1))
     A, low = R[-1], R[-2] if order else R[-1]
     L = len(A) - 1
     if L < 1:
@@ -163,6 +166,13 @@ def complex_quotients(f, P, dirs, floor=0.0):
     return out, noise
 
 
+def _complex_valid(f, x):
+    """Whether complex step is sound at x: the complex-step gradient is finite and steady
+    under a far smaller step (see _complex_jacobian)."""
+    val, _ = _complex_jacobian(f, x)
+    return bool(np.all(np.isfinite(val)))
+
+
 # ---- first derivatives ------------------------------------------------------------------------
 def _complex_jacobian(f, x):
     """Complex-step Jacobian (m, n) and its error, at two steps per component: 2^-66 |x_j|
@@ -171,16 +181,42 @@ def _complex_jacobian(f, x):
     Where the two agree within their errors the smaller error wins; else the first."""
     n = len(x)
     s1, s2 = nominal_scale(x), typical_scale(x)
-    dirs = np.concatenate([np.diag(s1), np.diag(s2)])
+    dirs = np.concatenate([np.diag(s1), np.diag(s2), np.diag(s1 * CHECK)])
     out, noise = complex_quotients(f, x[None], dirs, ecnoise(f, x, s1, dirs))
     v1, e1 = out[0, :n].T / s1, noise[0, :n].T / s1
-    v2, e2 = out[0, n:].T / s2, noise[0, n:].T / s2
+    v2, e2 = out[0, n:2 * n].T / s2, noise[0, n:2 * n].T / s2
+    v3, e3 = out[0, 2 * n:].T / (s1 * CHECK), noise[0, 2 * n:].T / (s1 * CHECK)
     e1 = np.maximum(e1, 4 * EPS * np.abs(v1) + TINY)
     e2 = np.maximum(e2, 4 * EPS * np.abs(v2) + TINY)
+    e3 = np.maximum(e3, 4 * EPS * np.abs(v3) + TINY)
     with np.errstate(invalid="ignore"):
-        agree = np.abs(v1 - v2) <= e1 + e2
+        agree = np.isfinite(v1) & np.isfinite(v2) & (np.abs(v1 - v2) <= e1 + e2)
+        # a far smaller step must give the same: where an intermediate's imaginary part is not
+        # small (exp(x - max) inside logsumexp of e^84) complex step returns periodic garbage
+        steady = (np.abs(v1 - v3) <= e1 + e3) | ~np.isfinite(v1)
     second = agree & (e2 < e1) | ~np.isfinite(v1) & np.isfinite(v2) & agree
-    return np.where(second, v2, v1), np.where(second, e2, e1)
+    val, err = np.where(second, v2, v1), np.where(second, e2, e1)
+    steady &= _near_difference(f, x, s1, val)
+    return np.where(steady, val, np.nan), err
+
+
+def _near_difference(f, x, s, val, t=2.0 ** -12, rel=1e-3):
+    """(m, n): whether complex-step derivatives `val` are near one central difference at a
+    moderate step (t s_j): a cheap guard against a complex step whose imaginary parts grew
+    too large to be linear somewhere inside f (it agrees with itself, not with f).  Where a
+    difference point leaves the domain the check passes."""
+    n = len(x)
+    P = np.repeat(x[None], 2 * n, axis=0)
+    idx = np.arange(n)
+    P[idx, idx] += t * s
+    P[n + idx, idx] -= t * s
+    F, N = f(P)
+    step = (P[idx, idx] - P[n + idx, idx])
+    with np.errstate(all="ignore"):
+        D = ((F[:n] - F[n:]) / step[:, None]).T
+        noise = ((N[:n] + N[n:]) / step[:, None]).T
+        ok = np.abs(val - D) <= rel * (np.abs(val) + np.abs(D)) + 4 * noise
+    return ok | ~np.isfinite(D) | ~np.isfinite(val)
 
 
 
@@ -333,7 +369,8 @@ def _real_jacobian(f, x, s, f0, noise0, method):
     sc = s[:, None]
     val, err, lo, hi = val / sc, err / sc, lo / sc, hi / sc
     err = np.where(np.isfinite(val), np.maximum(err, 2 * EPS * np.abs(val) + TINY), err)
-    status = np.where((status == "ok") & np.isnan(val), "undefined", status).astype(object)
+    status = np.where((status == "ok") & np.isnan(val), "undefined",
+                      np.where((status == "ok") & np.isinf(val), "infinite", status)).astype(object)
     name = "central" if method == "central" else "richardson"
     return Estimate(val.T, err.T, status.T, lo.T, hi.T, name)
 
@@ -425,11 +462,14 @@ def second_derivatives(f, x, method="auto", v=None, limit=None):
     finite, else real differences (three points on the diagonal, four off it)."""
     x = np.asarray(x, dtype=float)
     n = len(x)
-    s = nominal_scale(x)
+    # steps of |x_j| (the quotients come back to f's units before dividing by them, so s^2
+    # never forms), or the typical size where x_j is so tiny that steps lose their digits
+    s = np.where((x != 0) & (np.abs(x) < 2.0 ** -1000), typical_scale(x), nominal_scale(x))
+    tiny = bool(np.any((x != 0) & (np.abs(x) < TINY_X)))
     # a full Hessian of many inputs: real differences (2 n^2 real evaluations a step) cost about
     # a third of differences of complex-step gradients (2 n^2 complex ones)
-    cplx = method == "complex-step" or (method == "auto" and f.complex_reason(x) is None
-                                        and (v is not None or n <= BIG_N))
+    cplx = method == "complex-step" or (method == "auto" and f.complex_reason(x) is None and not tiny
+                                        and (v is not None or n <= BIG_N) and _complex_valid(f, x))
     if v is not None:
         v = np.asarray(v, dtype=float)
         if not v.any():
@@ -549,12 +589,17 @@ def _hess_real(f, x, s, floor):
         unit = big if big > 2.0 ** 500 else 1.0   # values near the overflow: work in units of them
         fv, e = fv / unit, e / unit
         w = np.array([b, -(a + b), a]) / (a * b * (a + b) / 2)
-        H = np.diag((w[0] * fv[1:n + 1] + w[1] * fv[0] + w[2] * fv[n + 1:2 * n + 1]) / s / s)
-        Nn = np.diag((w[0] * e[1:n + 1] - w[1] * e[0] + w[2] * e[n + 1:2 * n + 1]) / s / s)
+        # one division by a step, back to f's units, then the other step: no s^2 and no
+        # unit / s^2 that under- or overflows where the Hessian itself does not
+        def back(q, si, sj):
+            with np.errstate(all="ignore"):
+                return ((q / si) * unit) / sj
+        H = np.diag(back(w[0] * fv[1:n + 1] + w[1] * fv[0] + w[2] * fv[n + 1:2 * n + 1], s, s))
+        Nn = np.diag(back(w[0] * e[1:n + 1] - w[1] * e[0] + w[2] * e[n + 1:2 * n + 1], s, s))
         c, ce, den = fv[2 * n + 1:].reshape(4, -1), e[2 * n + 1:].reshape(4, -1), 4 * a[i] * a[j]
-        H[i, j] = H[j, i] = (c[0] - c[1] - c[2] + c[3]) / den / s[i] / s[j]
-        Nn[i, j] = Nn[j, i] = ce.sum(axis=0) / den / s[i] / s[j]
-        return H * unit, Nn * unit
+        H[i, j] = H[j, i] = back((c[0] - c[1] - c[2] + c[3]) / den, s[i], s[j])
+        Nn[i, j] = Nn[j, i] = back(ce.sum(axis=0) / den, s[i], s[j])
+        return H, Nn
     return quot
 
 

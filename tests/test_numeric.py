@@ -158,10 +158,9 @@ def test_richardson_extrapolates_even_powers_exactly():
     D = 3.0 + 2 * t ** 2 - 5 * t ** 4 + 7 * t ** 6  # 3 + terms that order 3 removes
     est, err, _ = richardson(D[:, None], np.zeros((12, 1)), order=3)
     assert abs(est[0] - 3.0) < 1e-13 and err[0] < 1e-12
-    # steps: |x_j| (1 at 0), and a second ladder at a typical size of the point
-    # (2^-26 max(1, max|x|)) for components below it
+    # steps: |x_j| (1 at 0), and a second ladder at a typical size (2^-26) for components below it
     assert list(nominal_scale([-3.0, 0.0, 1e-9])) == [3.0, 1.0, 1e-9]
-    assert list(typical_scale([-3.0, 0.0, 1e-9])) == [3.0, 1.0, 3 * 2.0 ** -26]
+    assert list(typical_scale([-3.0, 0.0, 1e-9])) == [3.0, 1.0, 2.0 ** -26]
 
 
 def test_richardson_rejects_steps_that_disagree_with_smaller_ones():

@@ -221,28 +221,29 @@ def _writable(d):
 
 def function(lib, name="adcalc_kernel"):
     f = getattr(lib, name)
-    f.restype = None
+    f.restype = ctypes.c_longlong
     f.argtypes = [ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_void_p,
                   ctypes.c_void_p]
     return f
 
 
-def call(fn, kernel, X, D=None):
+def call(fn, kernel, X, D=None, flags=True):
     """Run a compiled kernel: X (N, n_in); D None, (n_dir,) shared or (N, n_dir).
-    Returns (OUT (N, n_out), FLAG (N,) int32)."""
+    Returns (OUT (N, n_out), FLAG (N,) int32 or None without `flags`, flagged count)."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     N = len(X)
     OUT = np.empty((N, kernel.n_out))
-    FLAG = np.zeros(N, dtype=np.int32)
+    FLAG = np.empty(N, dtype=np.int32) if flags else None
     if N == 0:
-        return OUT, FLAG
+        return OUT, FLAG, 0
     dptr, stride = None, 0
     if kernel.n_dir:
         D = np.ascontiguousarray(D, dtype=np.float64)
         stride = 0 if D.ndim == 1 else kernel.n_dir
         dptr = D.ctypes.data
-    fn(N, X.ctypes.data if X.size else None, dptr, stride, OUT.ctypes.data if OUT.size else None, FLAG.ctypes.data)
-    return OUT, FLAG
+    nbad = fn(N, X.ctypes.data if X.size else None, dptr, stride, OUT.ctypes.data if OUT.size else None,
+              None if FLAG is None else FLAG.ctypes.data)
+    return OUT, FLAG, int(nbad)
 
 
 # ---- the quantities from kernels (shared with the gpu engine) ------------------------------
@@ -262,7 +263,7 @@ class KernelEngine(Engine):
         self.fast, self.on_domain = bool(fast), on_domain
 
     def run_kernel(self, prob, quantity, X, D=None):
-        """(OUT (N, n_out) float64, FLAG (N,) int, Kernel)."""
+        """(OUT (N, n_out) float64, FLAG (N,) int or None when no point is flagged, Kernel)."""
         raise NotImplementedError
 
     def _quantity(self, prob, quantity, X, D=None):
@@ -271,7 +272,7 @@ class KernelEngine(Engine):
             X = X.reshape(len(X), prob.n)
         OUT, FLAG, kern = self.run_kernel(prob, quantity, X, D)
         info = {}
-        rows = np.flatnonzero(np.asarray(FLAG)) if np.asarray(FLAG).any() else ()
+        rows = () if FLAG is None else np.flatnonzero(np.asarray(FLAG))
         if len(rows):
             flags = np.asarray(FLAG)
             bad = {int(r): kern.messages[int(flags[r]) - 1] for r in rows}
@@ -381,5 +382,12 @@ class CompiledEngine(KernelEngine):
         fn = prob.graph.cache.get(key)
         if fn is None:
             fn = prob.graph.cache[key] = self.function(kern)
-        OUT, FLAG = call(fn, kern, X, D)
+        OUT, _, nbad = call(fn, kern, X, D, flags=False)
+        FLAG = None
+        if nbad:   # flagged points have NaN outputs: find which check failed, on those rows only
+            rows = np.flatnonzero(np.isnan(OUT).any(axis=1)) if kern.n_out else np.arange(len(X))
+            sub = D if D is None or np.ndim(D) == 1 else np.asarray(D)[rows]
+            _, flags, _ = call(fn, kern, np.asarray(X)[rows], sub)
+            FLAG = np.zeros(len(X), dtype=np.int32)
+            FLAG[rows] = flags
         return OUT, FLAG, kern

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from adcalc import numdiff
+from adcalc.ad import Underflow
 from adcalc.core import PRIMS
 from adcalc.engines.base import Engine, Result
 from adcalc.errors import EngineError, InputError
@@ -47,7 +48,8 @@ class ProblemBox:
         B = len(P)
         part = np.imag if cplx else np.abs
         bad = {}
-        vals = prob.values(P, dtype=complex if cplx else float, bad=bad)
+        with Underflow() as under:
+            vals = prob.values(P, dtype=complex if cplx else float, bad=bad)
         nodes = prob.graph.nodes
         O = np.reshape(np.broadcast_to(vals[prob.output.id], (B,) + prob.out_shape), (B, prob.m))
         with np.errstate(all="ignore"):
@@ -61,6 +63,8 @@ class ProblemBox:
             badrow[list(bad)] = True
         out[badrow] = np.nan
         noise = numdiff.NOISE * numdiff.EPS * np.where(badrow, np.nan, mag)[:, None] + numdiff.TINY
+        if cplx and under.seen:  # an imaginary part underflowed: the complex step says nothing
+            noise = np.full(noise.shape, np.inf)
         return out, np.broadcast_to(noise, out.shape).copy()
 
     def non_analytic(self):
@@ -93,6 +97,24 @@ def _seconds_per_point(box, x, cplx, rows=64):
     return (time.perf_counter() - started) / rows
 
 
+def _singular_rows(est, box, x, v):
+    """Second derivatives along inputs where the first derivative is itself not finite, a
+    kink or a jump (cbrt at 0: its symmetric second difference is 0, its second derivative
+    does not exist) are not finite: null, never a number."""
+    first = numdiff.first_derivatives(box, x, "richardson")
+    bad = np.any(first.status != "ok", axis=0)          # per input
+    if not bad.any():
+        return est
+    value, status = est.value.copy(), est.status.copy()
+    if v is None:
+        hit = bad[:, None] | bad[None, :]
+    else:
+        hit = bad | np.any(bad & (np.asarray(v) != 0))
+    value[hit] = np.nan
+    status[hit & (status == "ok")] = "infinite"
+    return est._replace(value=value, status=status)
+
+
 def _box(prob):
     key = ("numeric.box", prob.output.id)
     box = prob.graph.cache.get(key)
@@ -102,11 +124,19 @@ def _box(prob):
 
 
 def _result(estimates):
-    """A Result over points from a list of Estimates (one per point)."""
-    return Result(np.stack([e.value for e in estimates]), np.stack([e.error for e in estimates]),
-                  {"method": estimates[0].method if estimates else "richardson",
-                   "status": np.stack([e.status for e in estimates]),
-                   "lo": np.stack([e.lo for e in estimates]), "hi": np.stack([e.hi for e in estimates])})
+    """A Result over points from a list of Estimates (one per point).  A finite value whose
+    error estimate is not finite says nothing: it becomes undefined (null), never a number
+    with an unbounded error."""
+    value = np.stack([e.value for e in estimates])
+    error = np.stack([e.error for e in estimates])
+    status = np.stack([e.status for e in estimates])
+    blind = np.isfinite(value) & ~np.isfinite(error)
+    if blind.any():
+        value = np.where(blind, np.nan, value)
+        status = np.where(blind & (status == "ok"), "undefined", status).astype(object)
+    return Result(value, error, {"method": estimates[0].method if estimates else "richardson",
+                                 "status": status, "lo": np.stack([e.lo for e in estimates]),
+                                 "hi": np.stack([e.hi for e in estimates])})
 
 
 class NumericEngine(Engine):
@@ -148,9 +178,10 @@ class NumericEngine(Engine):
         if seconds > TIME_LIMIT:
             raise EngineError(self._too_long(box, v, seconds, steps))
         try:
-            return numdiff.second_derivatives(box, x, self.method, v=v, limit=TIME_LIMIT)
+            est = numdiff.second_derivatives(box, x, self.method, v=v, limit=TIME_LIMIT)
         except numdiff.TooLong as e:
             raise EngineError(self._too_long(box, v, e.seconds, e.steps)) from None
+        return est if n > numdiff.BIG_N else _singular_rows(est, box, x, v)
 
     @staticmethod
     def _too_long(box, v, seconds, steps):
