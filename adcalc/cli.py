@@ -38,7 +38,12 @@ def cli():
 def common(f):
     for opt in reversed([
         click.argument("expr", nargs=-1, required=True),
-        click.option("--at", "at", metavar="POINT", help="Point: 2,5 or x1=2,x2=5 or 'x=[1,2],W=[[1,0],[0,1]]'."),
+        click.option("--at", "at", metavar="POINT", multiple=True,
+                     help="Point: 2,5 or x1=2,x2=5 or 'x=[1,2],W=[[1,0],[0,1]]'; several --at: many points."),
+        click.option("--points", metavar="FILE", help="Many points: .csv (header of names), .npy (N, n), .npz "
+                     "(an array per variable), .jsonl, or - for standard input (CSV or JSON lines)."),
+        click.option("--out", metavar="FILE", help="With many points: write .npy, .npz, .csv or .jsonl (by suffix); "
+                     "default JSON lines on stdout."),
         click.option("--vars", "vars_", metavar="A,B,...", help="Variable order (default: natural order of names)."),
         click.option("--wrt", metavar="A,B,...", help="Differentiate with respect to these variables only; "
                      "the others are constants."),
@@ -60,9 +65,13 @@ def _make(command):
                   help=("v for hvp/jvp (over the inputs), u for vjp (over the outputs)."
                         if needs_vector else "Not used by this command."), hidden=not needs_vector)
     @click.option("--method", metavar="M", help="Numeric engine: auto (default: complex step when the expression is complex-analytic, else richardson), central, richardson or complex-step.")
-    def cmd(expr, at, vars_, wrt, engine, as_json, digits, debug, vector, method):
+    def cmd(expr, at, points, out, vars_, wrt, engine, as_json, digits, debug, vector, method):
+        if points or len(at) > 1 or out:
+            from adcalc.commands import run_batch
+            return run_batch(command, expr, at, points, out, vars_, wrt, engine, vector, method)
         from adcalc.commands import run_derivative
-        return run_derivative(command, expr, at, vars_, engine, as_json, digits, vector, method, wrt)
+        return run_derivative(command, expr, at[0] if at else None, vars_, engine, as_json, digits, vector,
+                              method, wrt)
 
     cmd.__doc__ = QUANTITIES[command].doc
     return cli.command(command, context_settings=CONTEXT)(cmd)

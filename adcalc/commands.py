@@ -355,3 +355,97 @@ def progress(items, what):
         return items
     from rich.progress import track
     return track(items, description=what, console=stderr_console(), transient=True)
+
+
+# ---- many points ------------------------------------------------------------------------------
+def run_batch(command, exprs, ats, points, out, vars_, wrt, engine, vector_text, method):
+    """A derivative at many points (several --at, or --points FILE), streamed to --out or to
+    JSON lines on stdout."""
+    from adcalc import batch
+    from adcalc.parse import parse
+    from adcalc.points import order_variables, parse_point
+    if wrt:
+        raise InputError("--wrt is not available with many points yet; give the held variables as "
+                         "constants in the expression")
+    if points and ats and len(ats) > 1:
+        raise InputError("give the points either with --points or with --at, not both")
+    if engine == "all":
+        raise InputError("--engine all compares engines at one point; with many points choose one engine")
+    texts = read_expressions(exprs)
+    names = []
+    for t in texts:
+        names += [n for n in parse(t).names if n not in names]
+    variables = order_variables(names, vars_)
+    shapes = {v: () for v in variables}
+    if ats:
+        first = parse_point(ats[0], variables)
+        shapes = {v: np.shape(first[v]) for v in variables}
+    if points:
+        src = batch.open_source(points, variables, shapes)
+        if set(src.names) != set(variables):
+            missing = [v for v in variables if v not in src.names]
+            extra = [v for v in src.names if v not in variables]
+            raise InputError(f"--points: the file's names ({', '.join(src.names)}) do not match the "
+                             f"variables ({', '.join(variables)})" + (f"; missing {missing[0]!r}" if missing else
+                                                                      f"; {extra[0]!r} is not a variable"))
+        shapes = src.shapes
+        order = [src.names.index(v) for v in variables]
+        if order != list(range(len(variables))):
+            src = _reordered(src, variables)
+    else:
+        src = batch.from_points([parse_point(a, variables) for a in ats], variables, shapes)
+    prob = Problem(texts, vars=",".join(variables) if vars_ else None,
+                   point={v: np.zeros(shapes[v]) for v in variables})
+    q = QUANTITIES[command]
+    vector = read_vector(command, prob, vector_text) if q.vector else None
+    eng = get_engine(engine, **({"method": method} if method and engine == "numeric" else {}))
+    bar = _progress_bar(src.total)
+    try:
+        done, total, warnings = batch.run(prob, eng, command, src, out, vector, bar.advance if bar else None)
+    finally:
+        if bar:
+            bar.stop()
+    for w in warnings:
+        warning_line(w)
+    if out:
+        sys.stderr.write(f"wrote {done} rows of {command} to {out}\n")
+    return 0
+
+
+def _reordered(src, variables):
+    """A source whose rows follow `variables` (files may list them in another order)."""
+    from adcalc import batch
+    sizes = {v: int(np.prod(src.shapes[v])) if src.shapes[v] else 1 for v in src.names}
+    start, pos = {}, 0
+    for v in src.names:
+        start[v] = pos
+        pos += sizes[v]
+    cols = np.concatenate([np.arange(start[v], start[v] + sizes[v]) for v in variables]).astype(int)
+    inner = src
+
+    def chunks(_):
+        for X in inner.chunks():
+            yield X[:, cols]
+    out = batch.Source(variables, src.shapes, chunks, src.total)
+    out.errors = inner.errors
+    return out
+
+
+class _Bar:
+    def __init__(self, total):
+        from rich.progress import Progress
+        self.p = Progress(console=stderr_console(), transient=True)
+        self.p.start()
+        self.task = self.p.add_task("points", total=total)
+
+    def advance(self, k):
+        self.p.advance(self.task, k)
+
+    def stop(self):
+        self.p.stop()
+
+
+def _progress_bar(total):
+    if not sys.stderr.isatty() or (total is not None and total < 200_000):
+        return None
+    return _Bar(total)
