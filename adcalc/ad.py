@@ -52,9 +52,8 @@ class Underflow:
 
     def __enter__(self):
         self.seen = False
-        self._state = np.errstate(all="ignore", under="call")
+        self._state = np.errstate(all="ignore", under="call", call=self._hit)
         self._state.__enter__()
-        self._old = np.seterrcall(self._hit)
         _WATCH.append(self)
         return self
 
@@ -63,7 +62,6 @@ class Underflow:
 
     def __exit__(self, *exc):
         _WATCH.pop()
-        np.seterrcall(self._old)
         self._state.__exit__(*exc)
         return False
 

@@ -17,6 +17,9 @@ from adcalc.ad import Underflow, rule_inputs, vjp_sweep
 from adcalc.engines.base import Engine, Result
 
 
+_SEED = np.ones((1, 1, 1))
+
+
 def flat_parts(prob, parts, lead):
     """(lead..., n) from per-variable (co)tangents (None = 0) in variable order."""
     out = []
@@ -43,6 +46,14 @@ def unflatten(prob, V, lead):
 
 class ReverseEngine(Engine):
     name = "reverse"
+
+    def grad(self, prob, x):
+        """One point: straight to one backward sweep (a loop over points pays no batching)."""
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 1 or prob.m != 1:
+            return super().grad(prob, x)
+        r = self.vjp_batch(prob, x[None], _SEED)
+        return Result(r.value[0, 0], info=r.info)
 
     def vjp_batch(self, prob, X, U, env=None):
         K, N = U.shape[0], len(X)
