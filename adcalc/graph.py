@@ -24,7 +24,12 @@ class Node(Traced):
         self.value, self.span, self.exact, self.uniform = value, None, None, None
         if value is not None and value.size and (value.ndim == 0 or np.all(value == value.flat[0])):
             self.uniform = float(value.flat[0])   # the one value of a constant (identities test it)
-        self.depends = op == "var" or any(a.depends for a in args)
+        depends = op == "var"
+        for a in args:
+            if a.depends:
+                depends = True
+                break
+        self.depends = depends
         self.id = len(graph.nodes)
 
     @property
@@ -98,7 +103,7 @@ class Graph:
 
     def apply(self, name, args, params):
         prim = PRIMS[name]
-        args = tuple(self.lift(a) for a in args)
+        args = tuple(a if type(a) is Node else self.const(a) for a in args)
         if "src" in params and prim.kind in ("linear", "custom"):
             params = dict(params, src=args[0].shape)
         if "srcs" in params:
@@ -112,8 +117,13 @@ class Graph:
             return simple
         if args and all(a.op == "const" for a in args):
             return self._fold(prim, args, params, shape)
-        key = (name, tuple(a.id for a in args), _key(tuple(sorted(params.items()))))
-        return self._add(key, lambda: Node(self, name, args, params, shape))
+        key = (name, tuple([a.id for a in args]), _key(tuple(sorted(params.items()))) if params else ())
+        node = self._intern.get(key)
+        if node is None:
+            node = Node(self, name, args, params, shape)
+            self.nodes.append(node)
+            self._intern[key] = node
+        return node
 
     def _shape(self, prim, args, params):
         shapes = [a.shape for a in args]

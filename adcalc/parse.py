@@ -46,14 +46,16 @@ def tokenize(text):
     if len(text) > MAX_LENGTH:
         raise InputError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
     out, pos = [], 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            ch = text[pos]
-            raise ParseError(f"unexpected character {ch!r} at column {pos + 1}", text, pos, ch)
-        if m.lastgroup != "space":
-            out.append(Token(m.lastgroup, m.group(), pos))
+    for m in _TOKEN.finditer(text):   # one scan; a gap between matches is a bad character
+        if m.start() != pos:
+            break
+        kind = m.lastgroup
+        if kind != "space":
+            out.append(Token(kind, m.group(), pos))
         pos = m.end()
+    if pos < len(text):
+        ch = text[pos]
+        raise ParseError(f"unexpected character {ch!r} at column {pos + 1}", text, pos, ch)
     out.append(Token("end", "", len(text)))
     return out
 
