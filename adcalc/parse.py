@@ -284,7 +284,6 @@ def _make(graph, ast, kids, shapes, text):
         return graph.const(ast.val)
     if k == "var":
         return graph.var(ast.val, shapes[ast.val])
-    where = text[ast.start:ast.end]
     try:
         if k == "bin":
             f = P.matmul if ast.val == "@" else (lambda a, b: P.bind(P.INFIX[ast.val], a, b))
@@ -303,15 +302,22 @@ def _make(graph, ast, kids, shapes, text):
             return P.stack_all(kids)
         if k == "index":
             x = kids[0]
-            _check_index(ast.val, x.shape, where)
+            _check_index(ast.val, x.shape, _where(text, ast))
             return P.getitem(x, idx=ast.val, src=x.shape)
     except ValueError as e:
-        raise InputError(f"{e} in '{where}'") from None
+        raise InputError(f"{e} in '{_where(text, ast)}'") from None
     except InputError as e:
+        where = _where(text, ast)
         if f"'{where}'" in str(e) or "' in '" in str(e) or "constant" in str(e):
             raise
         raise InputError(f"{e} in '{where}'") from None
     raise AssertionError(k)
+
+
+def _where(text, ast, limit=200):
+    """The node's own text, made only for a message (a copy per node would be quadratic)."""
+    end = min(ast.end, ast.start + limit)
+    return text[ast.start:end] + ("..." if ast.end > end else "")
 
 
 def _check_index(idx, shape, where):

@@ -543,8 +543,9 @@ def _mm_jvp(node, v, ans, t):
 
 
 register("matmul", 2, np.matmul, kind="custom", shape=_mm_shape, jvp=_mm_jvp,
-         vjp=lambda node, v, ans, ct: (mm(ct, transpose(v[1], src=node.args[1].shape)),
-                                       mm(transpose(v[0], src=node.args[0].shape), ct)),
+         vjp=lambda node, v, ans, ct, need=(True, True): (
+             mm(ct, transpose(v[1], src=node.args[1].shape)) if need[0] else None,
+             mm(transpose(v[0], src=node.args[0].shape), ct) if need[1] else None),
          sympy=lambda s, a, b: a * b, infix="@", prec=2)
 
 

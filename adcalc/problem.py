@@ -136,13 +136,14 @@ class Problem:
             raise DomainError(f"{e} at {where}") from None
 
     def widest(self):
-        """The largest entry count of a node the output needs (sizes tangent chunks)."""
-        key = ("widest", self.output.id)
+        """The largest entry count of a node that carries tangents (sizes the chunks)."""
+        key = ("widest", self.output.id, tuple(v.id for v in self.var_nodes))
         hit = self.graph.cache.get(key)
-        if hit is None:
-            from adcalc.evaluate import needed
+        if hit is None:   # only nodes that carry (co)tangents: between the variables and the output
+            from adcalc.ad import active
+            order, _ = active(self.graph, [self.output], self.var_nodes)
             nodes = self.graph.nodes
-            hit = self.graph.cache[key] = max([1] + [nodes[i].size for i in needed(self.graph, [self.output])])
+            hit = self.graph.cache[key] = max([1] + [nodes[i].size for i in order])
         return hit
 
     def base_output_id(self):
