@@ -57,6 +57,27 @@ class RealAbs(sp.Function):
         return RealSign(self.args[0])
 
 
+def _max(*xs):
+    """Max that orders numbers (and refuses complex ones) but leaves symbolic arguments
+    unevaluated: SymPy's ordering of Max(sinh(c**0.333), a) asks whether the sinh is real,
+    which took Mod of a Float power through a polynomial gcd and over 9 GB (seed 1, case 18005)."""
+    return sp.Max(*xs) if all(sp.sympify(x).is_number for x in xs) else sp.Max(*xs, evaluate=False)
+
+
+def _pow(x, y):
+    """x**y, unevaluated between two numbers: SymPy simplifies a power of exact binary
+    rationals ((0.1**-0.5)**(1/3) as 2**-55 fractions) by factoring their huge integers,
+    past 3 GB (seed 1, case 59510). The reference evaluates it at 60 digits anyway."""
+    if sp.sympify(x).is_number and sp.sympify(y).is_number:
+        return sp.Pow(x, y, evaluate=False)
+    return x ** y
+
+
+def _min(*xs):
+    """Min, with the same care as _max."""
+    return sp.Min(*xs) if all(sp.sympify(x).is_number for x in xs) else sp.Min(*xs, evaluate=False)
+
+
 _UNARY = {
     "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "asin": sp.asin, "acos": sp.acos,
     "atan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "asinh": sp.asinh,
@@ -66,22 +87,22 @@ _UNARY = {
     "cbrt": lambda u: RealSign(u) * RealAbs(u) ** sp.Rational(1, 3), "abs": RealAbs,
     "sign": RealSign, "erf": sp.erf, "erfc": sp.erfc,
     "sigmoid": lambda u: 1 / (1 + sp.exp(-u)), "softplus": lambda u: sp.log(1 + sp.exp(u)),
-    "relu": lambda u: sp.Max(u, 0),
+    "relu": lambda u: _max(u, 0),
 }
 _ATOM, _POW, _NEG, _MUL, _ADD = 9, 7, 6, 5, 4  # precedence of a node's text
 _BINARY = {  # element-wise functions of two arguments
-    "pow": lambda x, y: x ** y, "atan2": sp.atan2, "hypot": lambda x, y: sp.sqrt(x ** 2 + y ** 2),
-    "max": sp.Max, "min": sp.Min,
+    "pow": lambda x, y: _pow(x, y), "atan2": sp.atan2, "hypot": lambda x, y: sp.sqrt(x ** 2 + y ** 2),
+    "max": lambda *xs: _max(*xs), "min": lambda *xs: _min(*xs),
 }
 _INFIX = {"+": ("add", _ADD), "-": ("sub", _ADD), "*": ("mul", _MUL), "/": ("div", _MUL),
           "**": ("pow", _POW)}
 _SYM_OF = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-          "div": lambda x, y: x / y, "pow": lambda x, y: x ** y}
+          "div": lambda x, y: x / y, "pow": lambda x, y: _pow(x, y)}
 _REDUCE = {
     "sum": lambda xs: sp.Add(*xs), "mean": lambda xs: sp.Add(*xs) / len(xs),
     "prod": lambda xs: sp.Mul(*xs), "norm": lambda xs: sp.sqrt(sp.Add(*[x ** 2 for x in xs])),
     "logsumexp": lambda xs: sp.log(sp.Add(*[sp.exp(x) for x in xs])),
-    "max": lambda xs: sp.Max(*xs), "min": lambda xs: sp.Min(*xs),
+    "max": lambda xs: _max(*xs), "min": lambda xs: _min(*xs),
 }
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 
