@@ -9,6 +9,8 @@ Array layout: a node's value is (N,) + its nominal shape (N points); a tangent o
 cotangent is (K, N) + nominal shape (K directions), so numpy's right-aligned
 broadcasting lines the point axes up.  None stands for a zero.
 """
+import math
+
 import numpy as np
 
 from adcalc.core import MINUS, ONE, PRIMS, Quotient, bind
@@ -89,68 +91,172 @@ def _sweep_plan(graph, outputs, wrt):
     return hit
 
 
+def _reads(graph, seeds, wrt):
+    """Per step of the backward sweep, the ids whose values its rule reads (empty for
+    linear and piecewise-constant records and for add/sub/neg, whose partials are
+    constants)."""
+    steps, _ = _sweep_plan(graph, seeds, wrt)
+    out = []
+    for i, node, need in steps:
+        prim = PRIMS.get(node.op)
+        if need is None or prim is None or prim.kind in ("linear", "zero") or prim.constant_partials:
+            out.append(())
+        else:
+            out.append((i,) + tuple(a.id for a in node.args))
+    return out
+
+
 def rule_inputs(graph, seeds, wrt):
-    """Ids whose values the backward sweep's rules read (cached): the arguments and result of
-    every active node whose rule looks at values (not linear or piecewise-constant records,
-    not add/sub/neg whose partials are constants)."""
+    """Ids whose values the backward sweep's rules read (cached)."""
     key = ("rule_inputs", tuple(n.id for n in seeds), tuple(v.id for v in wrt))
     hit = graph.cache.get(key)
     if hit is None:
-        steps, _ = _sweep_plan(graph, seeds, wrt)
-        out = set()
-        for i, node, need in steps:
-            prim = PRIMS.get(node.op)
-            if need is None or prim is None or prim.kind in ("linear", "zero") or prim.constant_partials:
-                continue
-            out.add(i)
-            out.update(a.id for a in node.args)
-        hit = graph.cache[key] = frozenset(out)
+        hit = graph.cache[key] = frozenset(j for ids in _reads(graph, seeds, wrt) for j in ids)
     return hit
 
 
-def vjp_sweep(graph, seeds, wrt, val):
-    """Cotangents of the `wrt` variables given `seeds` [(node, cotangent)]."""
+def _last_reads(graph, seeds, wrt):
+    """Per step of the backward sweep, the ids whose values no later step reads (cached):
+    the sweep can drop them there, so memory shrinks as it goes."""
+    key = ("last_reads", tuple(n.id for n in seeds), tuple(v.id for v in wrt))
+    hit = graph.cache.get(key)
+    if hit is None:
+        reads = _reads(graph, seeds, wrt)
+        last = {}
+        for k, ids in enumerate(reads):
+            for j in ids:
+                last[j] = k
+        hit = [[] for _ in reads]
+        for j, k in last.items():
+            hit[k].append(j)
+        graph.cache[key] = hit
+    return hit
+
+
+def vjp_sweep(graph, seeds, wrt, val, vals=None):
+    """Cotangents of the `wrt` variables given `seeds` [(node, cotangent)].  With `vals`
+    (the list `val` reads, owned by the caller and not needed after the sweep), each value
+    is dropped after the last rule that reads it.
+
+    Over arrays the sweep writes in place where it can: a product of a cotangent and a
+    partial that the rule has just made goes into the partial's array, and a sum of
+    cotangents into an array only this sweep holds (`mine`), so a fresh process does not
+    fault in new pages at every node (numpy's temporary elision, done by ownership)."""
     steps, reach = _sweep_plan(graph, [n for n, _ in seeds], wrt)
-    cts = {}
+    cts, mine = {}, set()
     for n, s in seeds:
         if reach[n.id]:
             cts[n.id] = _add(cts.get(n.id), s)
     result = {}
-    for i, node, need in steps:
+    drop = _last_reads(graph, [n for n, _ in seeds], wrt) if vals is not None else None
+    for k, (i, node, need) in enumerate(steps):
+        if drop is not None and k:
+            for j in drop[k - 1]:
+                vals[j] = None
         ct = cts.pop(i, None)
         if ct is None:
             continue
+        mine.discard(i)
         if need is None:
             result[i] = ct
             continue
-        for a, c, nd in zip(node.args, vjp_rule(node, val, ct, need), need):
-            if c is not None and nd:
-                cts[a.id] = _add(cts.get(a.id), c)
+        fresh = []
+        for a, c, nd, fr in zip(node.args, vjp_rule(node, val, ct, need, fresh), need, fresh):
+            if c is None or not nd:
+                continue
+            j = a.id
+            old = cts.get(j)
+            if old is None:
+                cts[j] = c
+                if fr:
+                    mine.add(j)
+            elif j in mine and _fits(old, c):
+                np.add(old, c, out=old)
+            elif fr and _fits(c, old):
+                cts[j] = np.add(c, old, out=c)
+                mine.add(j)
+            else:
+                cts[j] = old + c
+                if type(cts[j]) is np.ndarray:
+                    mine.add(j)
+                else:
+                    mine.discard(j)
     return [result.get(v.id) for v in wrt]
 
 
-def vjp_rule(node, val, ct, need):
+_INPLACE_FROM = 4096   # entries: below this a new array is cheaper than the checks
+
+
+def _fits(buf, other):
+    """Whether buf + other can be written into buf (same shape after broadcasting)."""
+    return (type(buf) is np.ndarray and buf.size >= _INPLACE_FROM and buf.dtype == np.float64
+            and np.ndim(other) <= buf.ndim and np.broadcast_shapes(buf.shape, np.shape(other)) == buf.shape
+            and np.result_type(other) == np.float64)
+
+
+def _made_here(d, args, ans):
+    """Whether the partial `d` is an array its rule has just made (not an argument, the
+    result, or a view of them), so it may be overwritten."""
+    return (type(d) is np.ndarray and d.size >= _INPLACE_FROM and d.dtype == np.float64
+            and d.flags.owndata and d.flags.c_contiguous and d is not ans
+            and all(d is not a for a in args))
+
+
+def vjp_rule(node, val, ct, need, fresh=None):
+    """The cotangents of node's arguments given its cotangent `ct` (None where not needed).
+    With a list `fresh`, one flag per argument is appended: the cotangent is an array that
+    nothing else refers to."""
     prim = PRIMS[node.op]
     kind = prim.kind
     if kind == "zero":
-        return [None] * len(node.args)
+        return _flags(fresh, [None] * len(node.args))
     if kind == "linear":
-        return prim.transpose(ct, node)
+        out = prim.transpose(ct, node)
+        if fresh is not None:   # a transpose sees only ct: an array of its own data is new
+            fresh.extend(type(c) is np.ndarray and c.flags.owndata and c is not ct for c in out)
+        return out
     args = [val(a) for a in node.args]
     if prim.vjp is not None:
         if prim.name in NEEDS:   # rules that can skip the cotangents nobody needs
-            return prim.vjp(node, args, val(node), ct, need)
-        return prim.vjp(node, args, val(node), ct)
+            return _flags(fresh, prim.vjp(node, args, val(node), ct, need))
+        return _flags(fresh, prim.vjp(node, args, val(node), ct))
     ans = val(node)
     out = []
     mask = _masks(prim, node, ct)
+    arrays = fresh is not None and type(ct) is np.ndarray
     for f, nd in zip(prim.partials, need):
         if not nd:
             out.append(None)
+            if fresh is not None:
+                fresh.append(False)
             continue
         d = f(*args, ans)
-        out.append(ct if d is ONE else -ct if d is MINUS else _times(ct, d, mask))
+        if d is ONE:
+            c, fr = ct, False
+        elif d is MINUS:
+            c = -ct
+            fr = arrays
+        elif arrays and not mask and _made_here(d, args, ans):
+            shape = np.broadcast_shapes(ct.shape, d.shape)
+            if math.prod(shape) == d.size:
+                c, fr = np.multiply(ct, d, out=d.reshape(shape)), True
+            else:
+                c = _times(ct, d, mask)
+                fr = type(c) is np.ndarray
+        else:
+            c = _times(ct, d, mask)
+            fr = arrays and type(c) is np.ndarray and c is not ct and c is not d and c.flags.owndata
+        out.append(c)
+        if fresh is not None:
+            fresh.append(fr)
     return out
+
+
+def _flags(fresh, cts):
+    """Cotangents a rule made elsewhere (transposes, custom rules): none counted as fresh."""
+    if fresh is not None:
+        fresh.extend([False] * len(cts))
+    return cts
 
 
 def _masks(prim, node, t):

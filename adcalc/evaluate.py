@@ -81,6 +81,7 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
     cplx = dtype is complex
     limit = len(graph.nodes) if check is True else (check or -1)
     free = releases(graph, outputs, keep) if keep is not None else None
+    owned = set() if free is not None and not cplx else None   # ids whose array no one else sees
     with np.errstate(all="ignore"):
         for k, (i, kind, payload, args, params, prim) in enumerate(plan(graph, outputs)):
             if kind == 0:
@@ -97,11 +98,50 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
                         raise DomainError(f"{prim.domain[1]} in '{to_text(payload)}'")
                     _record(bad, ok, payload, prim.domain[1])
             impl = prim.cimpl if cplx and prim.cimpl is not None else prim.impl
-            vals[i] = impl(*a, **params) if params else impl(*a)
+            if owned is None:
+                vals[i] = impl(*a, **params) if params else impl(*a)
+            elif _writes_out(prim):
+                buf = _dead_buffer(a, args, free[k], owned, vals)
+                vals[i] = (impl(*a, **params) if params else impl(*a)) if buf is None else impl(*a, out=buf, **(params or {}))
+                owned.add(i)
+            else:   # the result may be a view of an argument: neither is free to overwrite
+                vals[i] = impl(*a, **params) if params else impl(*a)
+                owned.difference_update(args)
             if free is not None:
                 for j in free[k]:
                     vals[j] = None
     return vals
+
+
+_OUT = {}          # record name -> whether its impl computes a fresh array and takes out=
+_REUSE_FROM = 4096   # entries: below this a new array is cheaper than the checks
+
+
+def _writes_out(prim):
+    hit = _OUT.get(prim.name)
+    if hit is None:
+        f = prim.impl
+        hit = _OUT[prim.name] = (
+            (isinstance(f, np.ufunc) and f.nout == 1 and "d" * f.nin + "->d" in f.types)
+            or getattr(f, "takes_out", False))
+    return hit
+
+
+def _dead_buffer(a, args, dead, owned, vals):
+    """An argument's array that dies at this step and that nothing else refers to, of the
+    result's shape, to write the result into (numpy's temporary elision, done by liveness):
+    a fresh process then does not fault in new pages for every node."""
+    if not dead:
+        return None
+    for j, v in zip(args, a):
+        if j in owned and j in dead and getattr(v, "size", 0) >= _REUSE_FROM and v.dtype == np.float64:
+            try:
+                if np.broadcast_shapes(*[np.shape(x) for x in a]) == v.shape:
+                    owned.discard(j)
+                    return v
+            except ValueError:
+                return None
+    return None
 
 
 def _record(bad, ok, node, message):

@@ -29,13 +29,16 @@ def _vec(f):
     return lambda x: np.asarray(uf(x), dtype=float) if np.ndim(x) else np.float64(f(float(x)))
 
 
-def _pow(x, y):
+def _pow(x, y, out=None):
     if np.ndim(y) == 0 and not np.iscomplexobj(y):
         if y == 2:
-            return np.square(x)
+            return np.square(x, out=out)
         if y == 1:
-            return x * 1.0
-    return np.power(x, y)
+            return np.multiply(x, 1.0, out=out)
+    return np.power(x, y, out=out)
+
+
+_pow.takes_out = True   # evaluate may hand it a dead argument's array to write into
 
 
 def _pow_ok(x, y):

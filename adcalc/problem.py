@@ -156,12 +156,18 @@ class Problem:
         return [None if v is None else (v[0] if self.graph.nodes[i].op != "const" else v)
                 for i, v in enumerate(vals)]
 
+    def _output_at(self, x):
+        """The output at one flat point x; intermediates are freed (and their arrays reused)
+        as soon as they are dead."""
+        v = self.values(np.asarray(x)[None], keep=frozenset())[self.output.id]
+        return v if self.output.op == "const" else v[0]
+
     def value(self, x):
-        return np.asarray(self.evaluate(x)[self.output.id], dtype=float)
+        return np.asarray(self._output_at(x), dtype=float)
 
     def f(self, x):
         """Flat outputs at flat x (the black-box view)."""
-        return np.asarray(self.evaluate(x)[self.output.id]).ravel()
+        return np.asarray(self._output_at(x)).ravel()
 
 
 def _short(a):

@@ -61,7 +61,7 @@ class ReverseEngine(Engine):
         vals = prob.values(X, env=env, keep=keep)   # values the rules do not read are freed early
         seed = np.asarray(U, dtype=float).reshape((K, N) + prob.out_shape)
         with Underflow() as under:
-            parts = vjp_sweep(prob.graph, [(prob.output, seed)], prob.var_nodes, lambda n: vals[n.id])
+            parts = vjp_sweep(prob.graph, [(prob.output, seed)], prob.var_nodes, lambda n: vals[n.id], vals)
         return Result(flat_parts(prob, parts, (K, N)), info={"underflow": under.seen} if under.seen else None)
 
     def jvp_batch(self, prob, X, V):
