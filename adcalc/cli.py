@@ -48,7 +48,7 @@ def common(f):
         click.option("--wrt", metavar="A,B,...", help="Differentiate with respect to these variables only; "
                      "the others are constants."),
         click.option("--engine", "-e", default="reverse", show_default=True, metavar="NAME",
-                     help="reverse, forward, symbolic, numeric, gpu, or all."),
+                     help="reverse, forward, symbolic, numeric, compiled, gpu, or all."),
         click.option("--json", "as_json", is_flag=True, help="Print one strict JSON object."),
         click.option("--digits", type=click.IntRange(1, 17), metavar="N", help="Significant digits shown."),
         click.option("--debug", is_flag=True, help="Show tracebacks."),
@@ -65,13 +65,19 @@ def _make(command):
                   help=("v for hvp/jvp (over the inputs), u for vjp (over the outputs)."
                         if needs_vector else "Not used by this command."), hidden=not needs_vector)
     @click.option("--method", metavar="M", help="Numeric engine: auto (default: complex step when the expression is complex-analytic, else richardson), central, richardson or complex-step.")
-    def cmd(expr, at, points, out, vars_, wrt, engine, as_json, digits, debug, vector, method):
+    @click.option("--fast", is_flag=True, help="Compiled and gpu engines: SIMD vector math (glibc's libmvec, "
+                  "CUDA intrinsics) instead of scalar libm; agrees with the exact path to about 1e-15.")
+    @click.option("--dtype", type=click.Choice(["float64", "float32"]), default=None,
+                  help="gpu engine: arithmetic precision (default float64).")
+    def cmd(expr, at, points, out, vars_, wrt, engine, as_json, digits, debug, vector, method, fast, dtype):
+        from adcalc.commands import engine_options
+        options = engine_options(engine, method, fast, dtype)
         if points or len(at) > 1 or out:
             from adcalc.commands import run_batch
-            return run_batch(command, expr, at, points, out, vars_, wrt, engine, vector, method)
+            return run_batch(command, expr, at, points, out, vars_, wrt, engine, vector, options)
         from adcalc.commands import run_derivative
         return run_derivative(command, expr, at[0] if at else None, vars_, engine, as_json, digits, vector,
-                              method, wrt)
+                              options, wrt)
 
     cmd.__doc__ = QUANTITIES[command].doc
     return cli.command(command, context_settings=CONTEXT)(cmd)

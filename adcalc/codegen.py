@@ -35,60 +35,21 @@ import re
 import numpy as np
 
 from adcalc.core import PRIMS
-from adcalc.errors import EngineError
+from adcalc.errors import EngineError, EngineUnavailable
 from adcalc.evaluate import needed
 from adcalc.graph import to_text
 
 DTYPES = ("float64", "float32")
-MAX_STATEMENTS = 200_000   # beyond this the compile takes minutes: say so instead
-
-# ---- TO MOVE INTO THE TABLE ---------------------------------------------------------------
-# C_DOMAIN: a record field `c_domain`, the C spelling of `domain[0]` (true inside the domain,
-# false for NaN where numpy's predicate is false).  pow's depends on whether the exponent is
-# a scalar constant, as _pow_ok does.
-C_DOMAIN = {
-    "div": "({1}) != 0.0",
-    "log": "({0}) > 0.0",
-    "log1p": "({0}) > -1.0",
-    "log2": "({0}) > 0.0",
-    "log10": "({0}) > 0.0",
-    "sqrt": "({0}) >= 0.0",
-    "asin": "fabs({0}) <= 1.0",
-    "acos": "fabs({0}) <= 1.0",
-    "acosh": "({0}) >= 1.0",
-    "atanh": "fabs({0}) < 1.0",
-    "pow": lambda node: _pow_domain(node),
-}
-# C_SPELLING: corrected `c` fields.  The table's fmax/fmin spellings drop a NaN (fmax(NaN, 1)
-# is 1) where numpy's maximum propagates it, and its sign gives 0 for NaN; these follow
-# numpy exactly (the second operand wins a tie, as numpy's maximum does with -0.0 and 0.0).
-C_SPELLING = {
-    "maximum": "((({0}) > ({1}) || ({0}) != ({0})) ? ({0}) : ({1}))",
-    "minimum": "((({0}) < ({1}) || ({0}) != ({0})) ? ({0}) : ({1}))",
-    "relu": "((({0}) > 0.0 || ({0}) != ({0})) ? ({0}) : 0.0)",
-    "sign": "(({0}) > 0.0 ? 1.0 : ({0}) < 0.0 ? -1.0 : ({0}) == 0.0 ? 0.0 : ({0}))",
-}
-# ---- end of TO MOVE INTO THE TABLE ----------------------------------------------------------
-
-
-def _pow_domain(node):
-    y = node.args[1]
-    if y.op == "const" and not y.shape:
-        c = float(y.value)
-        if c.is_integer():
-            return None if c >= 0 else "({0}) != 0.0"
-        return "({0}) > 0.0" if c < 0 else "({0}) >= 0.0"
-    return "!((({0}) < 0.0 && ({1}) != floor({1})) || (({0}) == 0.0 && ({1}) < 0.0))"
-
+MAX_STATEMENTS = 30000   # a kernel's C statements: beyond, compiling takes minutes; declined
 
 def spelling(name):
-    """The C spelling the generator uses for a pointwise record."""
-    return C_SPELLING.get(name, PRIMS[name].c)
+    """The C spelling the generator uses for a pointwise record (the table's `c`)."""
+    return PRIMS[name].c
 
 
 def domain_spelling(node):
     """C condition (placeholders {0}, {1}) true inside the domain; None: always inside."""
-    s = C_DOMAIN[node.op]
+    s = PRIMS[node.op].c_domain
     return s(node) if callable(s) else s
 
 
@@ -435,9 +396,8 @@ def generate(graph, inputs, outputs, directions=(), fixed=None, checks=(), dtype
             E[i] = PRINTERS[node.op](p, node, E)
         else:
             raise EngineError(f"the code generator cannot print the primitive {node.op!r}")
-        if len(p.stmts) > MAX_STATEMENTS:
-            raise EngineError(f"the generated code would exceed {MAX_STATEMENTS} statements; "
-                              "use the reverse engine for a problem this large")
+        if len(p.stmts) > 4 * MAX_STATEMENTS:   # before unused statements are dropped
+            raise too_large("the kernel", "C statements", len(p.stmts), MAX_STATEMENTS)
     lines_checks, messages, live_roots, seen = [], [], [], set()
     for node in checks:
         cond = domain_spelling(node)
@@ -498,6 +458,13 @@ def target(prob, quantity):
     raise ValueError(f"unknown quantity {quantity!r}; one of {', '.join(QUANTITIES)}")
 
 
+def too_large(what, unit, count, limit):
+    """The EngineUnavailable of a kernel over the size limit."""
+    return EngineUnavailable(
+        f"{what} would have {count} {unit}; generated kernels take up to {limit}, beyond which "
+        f"compiling takes minutes; the reverse engine computes the same without compiling")
+
+
 def problem_kernel(prob, quantity, dtype="float64"):
     """The Kernel of `quantity` for a Problem, memoised on its graph.  Inputs: the problem's
     flat inputs; variables outside --wrt are printed as their values at the problem's point."""
@@ -510,7 +477,12 @@ def problem_kernel(prob, quantity, dtype="float64"):
         fixed = {prob.graph.vars[v].id: prob.point[v] for v in fixed_names}
         base = prob.graph.nodes[prob.base_output_id()]
         checks = domain_nodes(prob.graph, [tp.output], base)
-        hit = prob.graph.cache[key] = generate(prob.graph, prob.var_nodes, [tp.output], dirs, fixed, checks, dtype)
+        hit = generate(prob.graph, prob.var_nodes, [tp.output], dirs, fixed, checks, dtype)
+        if hit.n_statements > MAX_STATEMENTS:
+            hit = too_large(f"the {quantity} kernel", "C statements", hit.n_statements, MAX_STATEMENTS)
+        prob.graph.cache[key] = hit
+    if isinstance(hit, EngineUnavailable):
+        raise hit
     return hit
 
 

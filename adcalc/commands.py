@@ -61,12 +61,26 @@ def problem(exprs, at, vars_, wrt=None):
     return Problem(read_expressions(exprs), at=at, vars=vars_, wrt=names)
 
 
-def run_engines_on(command, prob, names, vector, method, strict):
-    """{name: Result | ('unavailable', reason) | ('error', message)} for each engine."""
+def engine_options(engine, method=None, fast=False, dtype=None):
+    """{engine name: keyword options} from --method, --fast and --dtype, after checking that
+    each applies to the engine asked for ("all": to one of them)."""
+    for flag, given, takes in (("--method", method, ("numeric",)), ("--fast", fast, ("compiled", "gpu")),
+                               ("--dtype", dtype, ("gpu",))):
+        if given and engine not in takes + ("all",):
+            which = " and ".join(f"the {t}" for t in takes) + (" engines" if len(takes) > 1 else " engine")
+            raise InputError(f"{flag} applies to {which} (use --engine {takes[0]})")
+    out = {"numeric": {"method": method} if method else {}, "compiled": {"fast": True} if fast else {},
+           "gpu": dict({"fast": True} if fast else {}, **({"dtype": dtype} if dtype else {}))}
+    return {k: v for k, v in out.items() if v}
+
+
+def run_engines_on(command, prob, names, vector, options, strict):
+    """{name: Result | ('unavailable', reason) | ('error', message)} for each engine;
+    `options` {engine name: keyword options} (engine_options)."""
     out = {}
     for name in names:
         try:
-            engine = get_engine(name, **({"method": method} if method and name == "numeric" else {}))
+            engine = get_engine(name, **(options or {}).get(name, {}))
             with np.errstate(all="ignore"):
                 out[name] = compute(engine, prob, command, prob.x0(), vector)
         except EngineUnavailable as e:
@@ -108,16 +122,14 @@ def component_notes(result, labels):
     return out
 
 
-def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_text, method, wrt=None):
+def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_text, options=None, wrt=None):
     q = QUANTITIES[command]
     prob = problem(exprs, at, vars_, wrt)
     vector = read_vector(command, prob, vector_text) if q.vector else None
-    if method and engine not in ("numeric", "all"):
-        raise InputError("--method applies to the numeric engine (use --engine numeric)")
     if engine != "all" and engine not in ENGINES:
         get_engine(engine)  # raises the 'unknown engine' error
     names = list(ENGINES) if engine == "all" else [engine]
-    results = run_engines_on(command, prob, names, vector, method, strict=engine != "all")
+    results = run_engines_on(command, prob, names, vector, options, strict=engine != "all")
     x = prob.x0()
     kinks = V.find_kinks(prob, x)
     warnings = []
@@ -311,7 +323,7 @@ def show_verify(prob, report, as_json, digits):
     rows = []
     for c in report.checks + report.claims:
         if c.status == "unavailable":
-            rows.append([c.engine, "-", "unavailable", None, None, None, "", c.reason or ""])
+            rows.append([c.engine, "-" if c.quantity == "*" else c.quantity, "unavailable", None, None, None, "", c.reason or ""])
             continue
         note = c.reason or ""
         if c.quantity == "grad" and c.order is not None:
@@ -358,7 +370,7 @@ def progress(items, what):
 
 
 # ---- many points ------------------------------------------------------------------------------
-def run_batch(command, exprs, ats, points, out, vars_, wrt, engine, vector_text, method):
+def run_batch(command, exprs, ats, points, out, vars_, wrt, engine, vector_text, options=None):
     """A derivative at many points (several --at, or --points FILE), streamed to --out or to
     JSON lines on stdout."""
     from adcalc import batch
@@ -398,7 +410,7 @@ def run_batch(command, exprs, ats, points, out, vars_, wrt, engine, vector_text,
                    point={v: np.zeros(shapes[v]) for v in variables})
     q = QUANTITIES[command]
     vector = read_vector(command, prob, vector_text) if q.vector else None
-    eng = get_engine(engine, **({"method": method} if method and engine == "numeric" else {}))
+    eng = get_engine(engine, **(options or {}).get(engine, {}))
     bar = _progress_bar(src.total)
     try:
         done, total, warnings = batch.run(prob, eng, command, src, out, vector, bar.advance if bar else None)

@@ -98,6 +98,9 @@ class Primitive:
                 cotangent contributes 0, not 0 * inf (a predicate on the node, or a bool).
     jvp, vjp    also on an elementwise record: rules that order the arithmetic better
                 than the partials would (div: (t - q dt) / y).
+    c, c_domain the C (and CUDA) spelling, placeholders {0}, {1}, ...; the C condition
+                true inside the domain (a string, or a function of the node when it
+                depends on the arguments, as pow's does on a constant exponent).
     complex_ok  the implementation takes complex input and is complex-analytic there
                 (complex step may difference it); `complex_at(*args, varies)` narrows
                 that to the points where it holds (varies: which arguments depend on a
@@ -105,19 +108,22 @@ class Primitive:
     """
 
     __slots__ = ("name", "nargs", "impl", "kind", "pointwise", "partials", "transpose", "jvp",
-                 "vjp", "shape", "sympy", "c", "domain", "kink", "sample", "complex_ok", "cimpl",
+                 "vjp", "shape", "sympy", "c", "c_domain", "domain", "kink", "sample", "complex_ok", "cimpl",
                  "infix", "prec", "spell", "arity", "doc", "params", "complex_at", "singular",
                  "constant_partials")
 
     def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
                  jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
                  sample="real", complex_ok=True, cimpl=None, infix=None, prec=None, spell=(),
-                 arity=None, doc=None, pointwise=None, params=(), complex_at=None, singular=False):
+                 arity=None, doc=None, pointwise=None, params=(), complex_at=None, singular=False,
+                 c_domain=None):
         assert kind in KINDS, kind
         self.name, self.nargs, self.impl, self.kind = name, nargs, impl, kind
         self.pointwise = kind in ("elementwise", "zero") if pointwise is None else pointwise
         self.partials, self.transpose, self.jvp, self.vjp = partials, transpose, jvp, vjp
         self.shape, self.sympy, self.c, self.domain, self.kink = shape, sympy, c, domain, kink
+        self.c_domain = c_domain
+        assert (c_domain is None) == (domain is None) or c is None, f"{name}: domain and c_domain go together"
         self.sample, self.complex_ok, self.cimpl = sample, complex_ok, cimpl
         self.infix, self.prec, self.doc, self.params = infix, prec, doc, tuple(params)
         self.spell, self.complex_at, self.singular = tuple(spell), complex_at, singular

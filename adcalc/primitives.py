@@ -114,12 +114,23 @@ mul = register("mul", 2, np.multiply, partials=(lambda x, y, a: y, lambda x, y, 
                sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2)
 div = register("div", 2, np.divide, partials=(lambda x, y, a: Quotient(ONE, y), lambda x, y, a: Quotient(-a, y)),
                sympy=lambda s, x, y: x / y, c="({0} / {1})", infix="/", prec=2,
-               domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
+               c_domain="({1}) != 0.0", domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
 
 
 def _const_exponent(y):
     return float(y) if not is_traced(y) and np.ndim(y) == 0 and not np.iscomplexobj(y) else \
         float(y.value) if is_traced(y) and y.op == "const" and not y.shape else None
+
+
+def _pow_c_domain(node):
+    """pow's C domain condition, narrowed like _pow_ok when the exponent is a scalar constant."""
+    y = node.args[1]
+    if y.op == "const" and not y.shape:
+        c = float(y.value)
+        if c.is_integer():
+            return None if c >= 0 else "({0}) != 0.0"
+        return "({0}) > 0.0" if c < 0 else "({0}) >= 0.0"
+    return "!((({0}) < 0.0 && ({1}) != floor({1})) || (({0}) == 0.0 && ({1}) < 0.0))"
 
 
 def _dpow_dx(x, y, a):
@@ -152,7 +163,7 @@ pow = register("pow", 2, _pow, partials=(_dpow_dx, _dpow_dy), singular=_pow_sing
                spell=("pow",), sample="positive",
                complex_at=lambda x, y, varies: np.all(np.real(x) > 0) or not varies[1] and (
                    np.all(np.real(y) == np.round(np.real(y))) or np.all(np.real(x) != 0)),
-               domain=(_pow_ok, "power of a negative number to a non-integer exponent, "
+               c_domain=_pow_c_domain, domain=(_pow_ok, "power of a negative number to a non-integer exponent, "
                                 "or of zero to a negative one"),
                doc="x**y (also x^y); x < 0 needs an integer y")
 atan2 = register("atan2", 2, np.arctan2,
@@ -170,12 +181,12 @@ hypot = register("hypot", 2, np.hypot, partials=(lambda x, y, a: x / a, lambda x
 maximum = register("maximum", 2, np.maximum,
                    partials=(lambda x, y, a: select(gt(x, y), 1.0, select(eq(x, y), 0.5, 0.0)),
                              lambda x, y, a: select(gt(y, x), 1.0, select(eq(x, y), 0.5, 0.0))),
-                   sympy="Max", c="fmax({0}, {1})", complex_ok=False,
+                   sympy="Max", c="((({0}) > ({1}) || ({0}) != ({0})) ? ({0}) : ({1}))", complex_ok=False,
                    kink=(lambda x, y, a: x == y, "a tie x == y gives 1/2 to each side (JAX)"))
 minimum = register("minimum", 2, np.minimum,
                    partials=(lambda x, y, a: select(gt(y, x), 1.0, select(eq(x, y), 0.5, 0.0)),
                              lambda x, y, a: select(gt(x, y), 1.0, select(eq(x, y), 0.5, 0.0))),
-                   sympy="Min", c="fmin({0}, {1})", complex_ok=False,
+                   sympy="Min", c="((({0}) < ({1}) || ({0}) != ({0})) ? ({0}) : ({1}))", complex_ok=False,
                    kink=(lambda x, y, a: x == y, "a tie x == y gives 1/2 to each side (JAX)"))
 
 # ---- elementwise, unary -----------------------------------------------------------------------
@@ -187,23 +198,23 @@ expm1 = register("expm1", 1, np.expm1, partials=(lambda x, a: a + 1.0,),
                  sympy=lambda s, x: s.exp(x) - 1, c="expm1({0})", spell=("expm1",),
                  doc="exp(x) - 1, accurate near 0")
 log = register("log", 1, np.log, partials=(lambda x, a: Quotient(ONE, x),), sympy="log", c="log({0})",
-               domain=(lambda x: np.real(x) > 0, "log of a non-positive number"), sample="positive",
+               c_domain="({0}) > 0.0", domain=(lambda x: np.real(x) > 0, "log of a non-positive number"), sample="positive",
                doc="natural logarithm; log(x, base) divides by log(base)")
 log1p = register("log1p", 1, np.log1p, partials=(lambda x, a: Quotient(ONE, x + 1.0),),
                  sympy=lambda s, x: s.log(1 + x), c="log1p({0})", spell=("log1p",),
-                 domain=(lambda x: np.real(x) > -1, "log1p of a number at or below -1"),
+                 c_domain="({0}) > -1.0", domain=(lambda x: np.real(x) > -1, "log1p of a number at or below -1"),
                  sample="positive", doc="log(1 + x), accurate near 0")
 log2 = register("log2", 1, np.log2, partials=(lambda x, a: Quotient(1 / LN2, x),),
                 sympy=lambda s, x: s.log(x, 2), c="log2({0})", spell=("log2",),
-                domain=(lambda x: np.real(x) > 0, "log2 of a non-positive number"),
+                c_domain="({0}) > 0.0", domain=(lambda x: np.real(x) > 0, "log2 of a non-positive number"),
                 sample="positive", doc="base-2 logarithm")
 log10 = register("log10", 1, np.log10, partials=(lambda x, a: Quotient(1 / LN10, x),),
                  sympy=lambda s, x: s.log(x, 10), c="log10({0})", spell=("log10",),
-                 domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"),
+                 c_domain="({0}) > 0.0", domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"),
                  sample="positive", doc="base-10 logarithm")
 sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: Quotient(0.5, a),), singular=True, sympy="sqrt", c="sqrt({0})",
                 complex_at=lambda x, varies: np.all(np.real(x) > 0),
-                domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
+                c_domain="({0}) >= 0.0", domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
                 spell=("sqrt",), doc="square root; its slope at 0 is infinite")
 cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: Quotient(1 / 3, a, a),), singular=True,
                 sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
@@ -217,12 +228,12 @@ tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="ta
 asin = register("asin", 1, np.arcsin, partials=(lambda x, a: Quotient(ONE, sqrt(1.0 - x * x)),), singular=True,
                 sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
-                domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
+                c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
                 doc="inverse sine; infinite slope at -1 and 1")
 acos = register("acos", 1, np.arccos, partials=(lambda x, a: Quotient(-1.0, sqrt(1.0 - x * x)),), singular=True,
                 sympy="acos", c="acos({0})", sample="unit", spell=("acos",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
-                domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
+                c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
                 doc="inverse cosine; infinite slope at -1 and 1")
 atan = register("atan", 1, np.arctan, partials=(lambda x, a: Quotient(ONE, hypot(x, 1.0), hypot(x, 1.0)),),
                 sympy="atan", c="atan({0})", spell=("atan",), doc="inverse tangent")
@@ -248,11 +259,11 @@ acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: Quotient(ONE, sq
                  singular=True,
                  sympy="acosh", c="acosh({0})", sample="ge1", spell=("acosh",),
                  complex_at=lambda x, varies: np.all(np.real(x) > 1),
-                 domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
+                 c_domain="({0}) >= 1.0", domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
                  doc="inverse hyperbolic cosine; infinite slope at 1")
 atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: Quotient(ONE, (1.0 - x) * (1.0 + x)),),
                  sympy="atanh", c="atanh({0})", sample="unit", spell=("atanh",),
-                 domain=(lambda x: np.abs(np.real(x)) < 1, "atanh of a number outside (-1, 1)"),
+                 c_domain="fabs({0}) < 1.0", domain=(lambda x: np.abs(np.real(x)) < 1, "atanh of a number outside (-1, 1)"),
                  doc="inverse hyperbolic tangent")
 erf = register("erf", 1, _vec(math.erf), partials=(lambda x, a: TWO_OVER_SQRTPI * exp(-(x * x)),),
                sympy="erf", c="erf({0})", complex_ok=False, spell=("erf",), doc="error function")
@@ -290,9 +301,9 @@ abs = register("abs", 1, np.abs, partials=(lambda x, a: select(ge(x, 0.0), 1.0, 
                sympy="Abs", c="fabs({0})", complex_ok=False, spell=("abs",),
                kink=(_zero_at(), "abs'(0) = +1 (JAX)"), doc="absolute value")
 relu = register("relu", 1, lambda x: np.maximum(x, 0.0), partials=(lambda x, a: select(gt(x, 0.0), 1.0, 0.0),),
-                sympy=lambda s, x: s.Max(x, 0), c="fmax({0}, 0.0)", complex_ok=False, spell=("relu",),
+                sympy=lambda s, x: s.Max(x, 0), c="((({0}) > 0.0 || ({0}) != ({0})) ? ({0}) : 0.0)", complex_ok=False, spell=("relu",),
                 kink=(_zero_at(), "relu'(0) = 0 (JAX)"), doc="max(x, 0)")
-sign = register("sign", 1, np.sign, kind="zero", sympy="sign", c="(({0} > 0) - ({0} < 0))",
+sign = register("sign", 1, np.sign, kind="zero", sympy="sign", c="(({0}) > 0.0 ? 1.0 : ({0}) < 0.0 ? -1.0 : ({0}) == 0.0 ? 0.0 : ({0}))",
                 complex_ok=False, spell=("sign",),
                 kink=(_zero_at(), "sign' = 0, also at 0 where sign jumps (JAX)"),
                 doc="-1, 0 or 1")

@@ -189,14 +189,17 @@ def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, s
             for q in quantities:
                 try:
                     results[name][q] = compute(engine, prob, q, x, vectors.get(q))
-                except EngineUnavailable as e:  # declines this problem (the symbolic engine's size limit)
-                    unavailable[name] = str(e)
-                    del results[name]
-                    break
+                except EngineUnavailable as e:  # declines this problem or quantity (a size limit)
+                    results[name][q] = e
                 except InputError:
                     raise
                 except (AdcalcError, FloatingPointError, ValueError, ZeroDivisionError, RecursionError) as e:
                     results[name][q] = e
+    for name, rs in list(results.items()):   # declined every quantity for one reason: one row
+        reasons = {str(r) if isinstance(r, EngineUnavailable) else None for r in rs.values()}
+        if len(reasons) == 1 and None not in reasons:
+            unavailable[name] = reasons.pop()
+            del results[name]
     reference = _reference(results, kinks)
     checks = []
     for name in names:
@@ -205,6 +208,9 @@ def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, s
             continue
         for q in quantities:
             r, ref = results[name][q], results[reference][q]
+            if isinstance(r, EngineUnavailable):
+                checks.append(Check(name, q, "unavailable", reason=str(r)))
+                continue
             if isinstance(r, Exception):
                 checks.append(Check(name, q, "error", reason=_one_line(r)))
                 continue
