@@ -410,7 +410,10 @@ def run_batch(command, exprs, ats, points, out, vars_, wrt, engine, vector_text,
                    point={v: np.zeros(shapes[v]) for v in variables})
     q = QUANTITIES[command]
     vector = read_vector(command, prob, vector_text) if q.vector else None
-    eng = get_engine(engine, **(options or {}).get(engine, {}))
+    opts = dict((options or {}).get(engine, {}))
+    if engine in ("compiled", "gpu"):
+        opts["on_domain"] = "nan"   # rows outside the domain come back NaN and named, the rest kept
+    eng = get_engine(engine, **opts)
     bar = _progress_bar(src.total)
     try:
         done, total, warnings = batch.run(prob, eng, command, src, out, vector, bar.advance if bar else None)

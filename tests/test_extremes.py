@@ -346,7 +346,15 @@ def check_cases(cases, engines=ENGINES, commands=COMMANDS):
     report = Report(cases=len(cases))
     for case in cases:
         t0 = time.perf_counter()
-        ref = mpref.reference(case)
+        try:
+            ref = mpref.reference(case)
+        except MemoryError:   # under the workers' memory limit: the reference cannot judge
+            for engine in engines:
+                for command in commands:
+                    report.counts[engine, command, "unscored"] += 1
+                    report.keep(Finding("unscored", engine, command, case.shell(command, engine), case.ident,
+                                        why="the 60-digit reference ran out of memory"))
+            continue
         report.ref_seconds += time.perf_counter() - t0
         for engine in engines:
             for command in commands:
@@ -358,10 +366,43 @@ def check_cases(cases, engines=ENGINES, commands=COMMANDS):
     return report
 
 
+WORKER_MEMORY = 4 << 30   # bytes of address space per worker: a runaway case fails alone
+
+
+def _limit_memory():
+    """Cap this worker's address space, so that a case that grows without bound (in the
+    reference, the generator or adcalc) raises MemoryError instead of taking the machine."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY or soft > WORKER_MEMORY:
+            resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _chunk(args):
-    """One worker's share: cases start .. start+count-1."""
+    """One share of the run: cases start .. start+count-1 (a case the generator cannot build
+    within the memory limit is counted unscored)."""
     seed, start, count, engines, commands = args
-    return check_cases(extremes.generate(seed, count, start), engines, commands)
+    cases, lost = [], 0
+    for index in range(start, start + count):
+        try:
+            cases += extremes.generate(seed, 1, index)
+        except MemoryError:
+            lost += 1
+    report = check_cases(cases, engines, commands)
+    report.cases += lost
+    for engine in engines:
+        for command in commands:
+            report.counts[engine, command, "unscored"] += lost
+    return report
+
+
+def _worker_chunk(args):
+    """_chunk in a spawned worker, under WORKER_MEMORY."""
+    _limit_memory()
+    return _chunk(args)
 
 
 _ONE_THREAD = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -381,7 +422,7 @@ def check_stream(seed, count, engines=ENGINES, commands=COMMANDS, jobs=1, chunk=
         os.environ.update(_ONE_THREAD)
         try:
             with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-                for part in pool.imap(_chunk, work):
+                for part in pool.imap(_worker_chunk, work):
                     report.add(part)
         finally:
             for k, v in saved.items():
