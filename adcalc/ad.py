@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from adcalc.arena import ARENA, spare_for
 from adcalc.core import MINUS, ONE, PRIMS, Quotient, bind
 
 
@@ -156,12 +157,16 @@ def vjp_sweep(graph, seeds, wrt, val, vals=None):
         ct = cts.pop(i, None)
         if ct is None:
             continue
+        ours = i in mine
         mine.discard(i)
         if need is None:
             result[i] = ct
             continue
         fresh = []
-        for a, c, nd, fr in zip(node.args, vjp_rule(node, val, ct, need, fresh), need, fresh):
+        parts = vjp_rule(node, val, ct, need, fresh)
+        if ours and not any(type(c) is np.ndarray and np.may_share_memory(c, ct) for c in parts):
+            ARENA.give(ct)   # spent, and no argument's cotangent is a view of it
+        for a, c, nd, fr in zip(node.args, parts, need, fresh):
             if c is None or not nd:
                 continue
             j = a.id
@@ -234,7 +239,7 @@ def vjp_rule(node, val, ct, need, fresh=None):
         if d is ONE:
             c, fr = ct, False
         elif d is MINUS:
-            c = -ct
+            c = np.negative(ct, out=spare_for((ct,))) if arrays else -ct
             fr = arrays
         elif arrays and not mask and _made_here(d, args, ans):
             shape = np.broadcast_shapes(ct.shape, d.shape)
@@ -243,6 +248,8 @@ def vjp_rule(node, val, ct, need, fresh=None):
             else:
                 c = _times(ct, d, mask)
                 fr = type(c) is np.ndarray
+        elif arrays and not mask and not isinstance(d, Quotient):
+            c, fr = np.multiply(ct, d, out=spare_for((ct, d))), True
         else:
             c = _times(ct, d, mask)
             fr = arrays and type(c) is np.ndarray and c is not ct and c is not d and c.flags.owndata

@@ -3,6 +3,7 @@ node that has one.  Values carry a leading axis of points: a variable's value is
 (N,) + its shape, a constant keeps its nominal shape (numpy broadcasts it)."""
 import numpy as np
 
+from adcalc.arena import ARENA, spare_for
 from adcalc.core import PRIMS
 from adcalc.errors import DomainError
 from adcalc.graph import to_text
@@ -102,6 +103,8 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
                 vals[i] = impl(*a, **params) if params else impl(*a)
             elif _writes_out(prim):
                 buf = _dead_buffer(a, args, free[k], owned, vals)
+                if buf is None:
+                    buf = spare_for(a)
                 vals[i] = (impl(*a, **params) if params else impl(*a)) if buf is None else impl(*a, out=buf, **(params or {}))
                 owned.add(i)
             else:   # the result may be a view of an argument: neither is free to overwrite
@@ -109,6 +112,9 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
                 owned.difference_update(args)
             if free is not None:
                 for j in free[k]:
+                    if owned is not None and j in owned:   # ours alone: kept for a later node
+                        owned.discard(j)
+                        ARENA.give(vals[j])
                     vals[j] = None
     return vals
 
