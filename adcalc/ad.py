@@ -96,8 +96,12 @@ def _reads(graph, seeds, wrt):
     """Per step of the backward sweep, the ids whose values its rule reads (empty for
     linear and piecewise-constant records and for add/sub/neg, whose partials are
     constants)."""
+    key = ("reads", tuple(n.id for n in seeds), tuple(v.id for v in wrt))
+    hit = graph.cache.get(key)
+    if hit is not None:
+        return hit
     steps, _ = _sweep_plan(graph, seeds, wrt)
-    out = []
+    out = graph.cache[key] = []
     for i, node, need in steps:
         prim = PRIMS.get(node.op)
         if need is None or prim is None or prim.kind in ("linear", "zero") or prim.constant_partials:
@@ -228,7 +232,7 @@ def vjp_rule(node, val, ct, need, fresh=None):
     ans = val(node)
     out = []
     mask = _masks(prim, node, ct)
-    arrays = fresh is not None and type(ct) is np.ndarray
+    arrays = fresh is not None and type(ct) is np.ndarray and ct.size >= _INPLACE_FROM
     for f, nd in zip(prim.partials, need):
         if not nd:
             out.append(None)

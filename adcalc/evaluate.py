@@ -82,7 +82,7 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
     cplx = dtype is complex
     limit = len(graph.nodes) if check is True else (check or -1)
     free = releases(graph, outputs, keep) if keep is not None else None
-    owned = set() if free is not None and not cplx else None   # ids whose array no one else sees
+    owned = set() if free is not None and not cplx and _large(graph, outputs, env) else None   # ids whose array no one else sees
     with np.errstate(all="ignore"):
         for k, (i, kind, payload, args, params, prim) in enumerate(plan(graph, outputs)):
             if kind == 0:
@@ -117,6 +117,17 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
                         ARENA.give(vals[j])
                     vals[j] = None
     return vals
+
+
+def _large(graph, outputs, env):
+    """Whether some value of this evaluation is large enough for in-place writing to pay."""
+    key = ("widest value", tuple(o.id for o in outputs))
+    widest = graph.cache.get(key)
+    if widest is None:
+        nodes = graph.nodes
+        widest = graph.cache[key] = max([1] + [nodes[i].size for i in needed(graph, outputs)])
+    points = max([1] + [np.shape(v)[0] for v in env.values() if np.ndim(v)])
+    return widest * points >= _REUSE_FROM
 
 
 _OUT = {}          # record name -> whether its impl computes a fresh array and takes out=
