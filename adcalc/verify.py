@@ -222,7 +222,10 @@ def verify(prob, quantities=None, engines=None, rtol=1e-8, atol=1e-12, x=None, s
                 reason = "not differentiable here: " + "; ".join(kinks) if kinks else \
                     "the engine finds one-sided slopes that differ here"
             elif st == "not finite" or nf:
-                reason = f"{nf} component(s) not finite in the reference (overflow or an infinite slope)"
+                in_ref = int(np.sum(~np.isfinite(np.asarray(ref.value, dtype=float))))
+                reason = (f"{in_ref} component(s) not finite in the reference (overflow or an infinite slope)"
+                          if in_ref else f"{nf} component(s) not finite from this engine where the reference "
+                          f"is finite: it cannot tell here (no number is claimed)")
             checks.append(Check(name, q, st, mabs, mrel, worst, tol, reason, not_finite=nf))
     if "grad" in quantities and not kinks:
         _taylor(prob, x, results, checks, seed)
