@@ -139,7 +139,7 @@ def _writes_out(prim):
     if hit is None:
         f = prim.impl
         hit = _OUT[prim.name] = (
-            (isinstance(f, np.ufunc) and f.nout == 1 and "d" * f.nin + "->d" in f.types)
+            (isinstance(f, np.ufunc) and f.signature is None and f.nout == 1 and "d" * f.nin + "->d" in f.types)
             or getattr(f, "takes_out", False))
     return hit
 
