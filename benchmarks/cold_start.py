@@ -2,8 +2,9 @@
 
     python benchmarks/cold_start.py [--runs 25]
 
-Every command is a fresh interpreter (the real one, sys.executable, never a pyenv
-shim).  The commands are run side by side in one run: each round runs every
+Every command is a fresh interpreter: sys.executable as it is spelled (a virtual
+environment's python is a link to the base interpreter, and resolving that link would
+leave the environment and its packages behind).  The commands are run side by side in one run: each round runs every
 command once, in a shuffled order, so machine noise hits all of them alike; the
 ratios are of medians taken in the same run.  "Cold" means a new process; the
 operating system's file cache is warm (two unrecorded warm-up rounds come first).
@@ -142,7 +143,7 @@ def check_answers(cmds, cwd):
             problems.append(f"{key}: exit {rc}, gradient {got!r}, expected {GRADIENT} "
                             f"(stderr: {err.strip()[-300:]})")
     _, rc, out, _ = run_pty(cmds["tty"][0], cwd)
-    drawn = "\x1b[" in out and any(c in out for c in "│┃┏╭+") and "1.7163378145367738" in out
+    drawn = "\x1b[" in out and any(c in out for c in "─│┃┏╭+") and "1.71633781" in out   # screens round
     if rc != 0 or not drawn:
         problems.append(f"tty: exit {rc}; expected a rich table with the gradient, got {out[-300:]!r}")
     return problems
@@ -163,7 +164,7 @@ def main(argv=None):
     if args.runs < 1:
         ap.error("--runs must be at least 1")
 
-    py = os.path.realpath(args.python)
+    py = os.path.abspath(args.python)   # not realpath: that leaves a venv
     script = os.path.join(os.path.dirname(py), "adcalc")
     script = script if os.path.isfile(script) and os.access(script, os.X_OK) else None
     cmds = commands(py, script)
