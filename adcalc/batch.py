@@ -29,7 +29,7 @@ import numpy as np
 
 from adcalc.engines.base import batch as compute_batch
 from adcalc.errors import AdcalcError, InputError
-from adcalc.points import natural_key
+from adcalc.points import listed, natural_key
 from adcalc.quantities import QUANTITIES
 
 CHUNK = 1 << 15           # rows per batched engine call (bounded memory)
@@ -144,7 +144,7 @@ def from_jsonl(stream, variables, shapes):
                 elif isinstance(obj, dict):
                     for k, val in obj.items():
                         if k not in comps:
-                            raise ValueError(f"{k!r} is not a variable (variables: {', '.join(variables)})")
+                            raise ValueError(f"{k!r} is not a variable (variables: {listed(variables)})")
                         start, size, shape = comps[k]
                         arr = np.asarray(val, dtype=float)
                         if arr.shape != tuple(shape):

@@ -12,7 +12,7 @@ from adcalc.engines import ENGINES, availability, get_engine
 from adcalc.engines.base import compute
 from adcalc.envelope import emit, envelope, finite, output_names
 from adcalc.errors import AdcalcError, EngineUnavailable, InputError
-from adcalc.points import parse_flat
+from adcalc.points import listed, parse_flat
 from adcalc.problem import Problem
 from adcalc.quantities import QUANTITIES
 from adcalc.render import fmt, table, to_json_value, warning_line
@@ -397,8 +397,8 @@ def run_batch(command, exprs, ats, points, out, vars_, wrt, engine, vector_text,
         if set(src.names) != set(variables):
             missing = [v for v in variables if v not in src.names]
             extra = [v for v in src.names if v not in variables]
-            raise InputError(f"--points: the file's names ({', '.join(src.names)}) do not match the "
-                             f"variables ({', '.join(variables)})" + (f"; missing {missing[0]!r}" if missing else
+            raise InputError(f"--points: the file's names ({listed(src.names, none='none')}) do not match the "
+                             f"variables ({listed(variables)})" + (f"; missing {missing[0]!r}" if missing else
                                                                       f"; {extra[0]!r} is not a variable"))
         shapes = src.shapes
         order = [src.names.index(v) for v in variables]

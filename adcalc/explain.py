@@ -24,7 +24,7 @@ from adcalc.core import PRIMS
 from adcalc.errors import EngineUnavailable, InputError
 from adcalc.evaluate import needed
 from adcalc.graph import _fmt_const
-from adcalc.points import parse_value, split_top
+from adcalc.points import listed, parse_value, split_top
 
 ENGINE_NAMES = ("forward", "reverse", "symbolic", "numeric")
 MAX_ORDER = 12           # nested sweeps grow with the order; beyond this they take too long
@@ -465,11 +465,11 @@ def plot_problem(exprs, over, at=None, vars_=None):
     names = order_variables(list(dict.fromkeys(n for t in texts for n in parse(t).names)), vars_)
     if name not in names:
         raise InputError(f"--over: {name!r} is not a variable of the expression "
-                         f"(variables: {', '.join(names) or 'none'})")
+                         f"(variables: {listed(names, none='none')})")
     others = [v for v in names if v != name]
     point = {}
     if others and at is None:
-        raise InputError(f"--at is required: give values for {', '.join(others)} (the variables not in --over)")
+        raise InputError(f"--at is required: give values for {listed(others)} (the variables not in --over)")
     if at is not None:
         try:
             point = parse_point(at, others)

@@ -8,6 +8,16 @@ from adcalc.errors import AdcalcError, InputError
 _NAME_EQ = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*(?:\[[-0-9, ]*\])?)\s*=(.*)", re.S)
 
 
+def listed(names, most=12, none="no variables"):
+    """Names for a message, shortened when there are many: 'x1, x2, ..., x16001'."""
+    names = list(names)
+    if not names:
+        return none
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most - 2])}, ..., {names[-1]}"
+
+
 def natural_key(name):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
@@ -151,7 +161,7 @@ def parse_point(text, variables, what="--at", notes=None):
         if len(variables) == 1 and len(items) > 1:
             hint = f"; if {variables[0]} is a vector, give it as an array: {what} '{variables[0]}=[{','.join(i.strip() for i in items[:6])}{',...' if len(items) > 6 else ''}]'"
         raise InputError(f"{what}: expected {len(variables)} value{'s' if len(variables) != 1 else ''} "
-                         f"({', '.join(variables) or 'no variables'}) but got {len(items)}{hint}")
+                         f"({listed(variables)}) but got {len(items)}{hint}")
     return {v: parse_value(p, f"{what} {v}", notes) for v, p in zip(variables, items)}
 
 

@@ -10,7 +10,7 @@ from adcalc.errors import DomainError, InputError
 from adcalc.evaluate import evaluate
 from adcalc.graph import Graph
 from adcalc.parse import parse
-from adcalc.points import component_names, order_variables, parse_point
+from adcalc.points import component_names, listed, order_variables, parse_point
 from adcalc.primitives import stack_all
 
 
@@ -34,7 +34,7 @@ class Problem:
         if point is None:
             if at is None:
                 if self.variables:
-                    raise InputError(f"--at is required: give values for {', '.join(self.variables)}")
+                    raise InputError(f"--at is required: give values for {listed(self.variables)}")
                 point = {}
             else:
                 point = parse_point(at, self.variables, notes=self.warnings)
@@ -64,7 +64,7 @@ class Problem:
             unknown = [w for w in chosen if w not in self.variables]
             if unknown:
                 raise InputError(f"--wrt: {unknown[0]!r} is not a variable of the expression "
-                                 f"(variables: {', '.join(self.variables) or 'none'})")
+                                 f"(variables: {listed(self.variables, none='none')})")
             chosen = [v for v in self.variables if v in chosen]
         self.wrt = chosen
         self.var_nodes = [self.graph.vars[v] for v in chosen]

@@ -225,3 +225,15 @@ def test_generated_inputs_through_the_cli():
                 assert ("error" in obj) == (code == 2), (argv, out)
             seen += 1
     assert seen == 10_000
+
+
+def test_long_variable_lists_are_shortened_in_messages(tmp_path):
+    """An error about 3000 variables names a few of them, on one short line."""
+    path = tmp_path / "sum.txt"
+    path.write_text("+".join(f"x{k}*x{k + 1}" for k in range(1, 3000)))
+    code, out, err = run("grad", f"@{path}", "--at", "0.5")
+    assert code == 2 and out == ""
+    assert err.startswith("error: --at: expected 3000 values (x1, x2,") and "..., x3000) but got 1" in err
+    assert len(err) < 200 and err.count("\n") == 1
+    code, _, err = run("grad", "x*y*z*w*a*b*c*d*e1*f1")
+    assert code == 2 and err.strip() == "error: --at is required: give values for a, b, c, d, e1, f1, w, x, y, z"
