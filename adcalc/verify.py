@@ -94,15 +94,17 @@ def component_labels(prob, quantity):
 def find_kinks(prob, x):
     """Sub-expressions at a point where they are not differentiable, with the convention
     the rules follow there (each record's kink predicate and text)."""
-    vals = prob.evaluate(x)
     nodes = prob.graph.nodes
+    kinky = [i for i in needed(prob.graph, [prob.output])
+             if nodes[i].op in PRIMS and PRIMS[nodes[i].op].kink is not None]
+    if not kinky:   # smooth records only: nothing to evaluate
+        return []
+    vals = prob.evaluate(x)
     out = []
     with np.errstate(all="ignore"):
-        for i in needed(prob.graph, [prob.output]):
+        for i in kinky:
             node = nodes[i]
-            kink = PRIMS[node.op].kink if node.op in PRIMS else None
-            if kink is None:
-                continue
+            kink = PRIMS[node.op].kink
             if np.any(kink[0](*[vals[a.id] for a in node.args], vals[i], **node.p)):
                 out.append(f"{to_text(node)} ({kink[1]})")
     return out
