@@ -73,6 +73,10 @@ EPS = 2.0 ** -52
 ROUNDING = 32  # the rounding allowance, in eps per unit of chain-rule magnitude
 TINY = 2.0 ** -1074
 RANGE, ERF_RANGE = mpmath.mpf(10) ** 40, mpmath.mpf(10) ** 20
+# beyond the double range a sine's argument cannot come from a double, and reducing it modulo
+# pi needs pi to as many bits as the argument has before its point (exp(1e39) would need
+# 10^39 digits: the long run once spent an hour in mpmath's pi there)
+TRIG_RANGE = mpmath.mpf(10) ** 330
 NODE_DPS = 120
 _T = mpmath.mpf(2) ** -300000
 _NORMAL = mpmath.mpf(2) ** -1022  # below it, results round by an absolute 2**-1075
@@ -144,7 +148,10 @@ def _cbrt(x):
 
 
 _UNARY = {
-    "sin": mpmath.sin, "cos": mpmath.cos, "tan": mpmath.tan, "atan": mpmath.atan,
+    "sin": lambda x: mpmath.sin(_bounded(x, TRIG_RANGE, "sin beyond 1e330")),
+    "cos": lambda x: mpmath.cos(_bounded(x, TRIG_RANGE, "cos beyond 1e330")),
+    "tan": lambda x: mpmath.tan(_bounded(x, TRIG_RANGE, "tan beyond 1e330")),
+    "atan": mpmath.atan,
     "tanh": mpmath.tanh, "asinh": mpmath.asinh, "cbrt": _cbrt, "abs": abs, "sign": mpmath.sign,
     "relu": lambda x: max(x, 0),
     "asin": lambda x: (_need(abs(x) <= 1, "asin outside [-1, 1]"), mpmath.asin(x))[1],

@@ -341,19 +341,50 @@ def offenders_table(findings, limit=30):
     return "\n".join(lines)
 
 
+REFERENCE_SECONDS = 120   # a reference that takes longer (SymPy or mpmath running away) is unscored
+
+
+class _Slow(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Raise _Slow after `seconds` (SIGALRM: the main thread on POSIX; elsewhere no limit)."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ring(signum, frame):
+        raise _Slow()
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def check_cases(cases, engines=ENGINES, commands=COMMANDS):
     """Run every case through every engine and command; the Report."""
     report = Report(cases=len(cases))
     for case in cases:
         t0 = time.perf_counter()
+        why = None
         try:
-            ref = mpref.reference(case)
+            with _time_limit(REFERENCE_SECONDS):
+                ref = mpref.reference(case)
         except MemoryError:   # under the workers' memory limit: the reference cannot judge
+            why = "the 60-digit reference ran out of memory"
+        except _Slow:
+            why = f"the 60-digit reference took over {REFERENCE_SECONDS} s"
+        if why is not None:
             for engine in engines:
                 for command in commands:
                     report.counts[engine, command, "unscored"] += 1
                     report.keep(Finding("unscored", engine, command, case.shell(command, engine), case.ident,
-                                        why="the 60-digit reference ran out of memory"))
+                                        why=why))
             continue
         report.ref_seconds += time.perf_counter() - t0
         for engine in engines:
