@@ -731,7 +731,10 @@ class _Watch:
     hits = []
     def find_spec(self, name, path=None, target=None):
         if name == "sympy":
-            st = [f"{f.filename.split('/adcalc/')[-1]}:{f.lineno} {f.name}" for f in traceback.extract_stack()
+            stack = traceback.extract_stack()
+            if any(f.name == "find_spec" and f.filename.endswith(("importlib/util.py", "importlib.util>")) for f in stack):
+                return None   # importlib.util.find_spec: a lookup (is it installed?), not an import
+            st = [f"{f.filename.split('/adcalc/')[-1]}:{f.lineno} {f.name}" for f in stack
                   if "/adcalc/" in f.filename]
             sys.stderr.write("SYMPY-IMPORT " + " > ".join(st[-4:]) + "\n")
         return None
