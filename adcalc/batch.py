@@ -19,11 +19,13 @@ interruption (Ctrl-C) or a failure part-way leaves every finished chunk written,
 how many rows are complete.
 """
 import csv
+import itertools
 import io
 import json
 import os
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -85,6 +87,9 @@ def _positions(names, shapes, layout):
 
 
 def from_csv(stream, what="--points"):
+    """CSV with a header of names.  Each chunk of lines is parsed by numpy in one call; a
+    chunk where that fails (a bad value, a short row, quotes) is read again row by row, so
+    every bad row is named and the others are kept."""
     reader = csv.reader(stream)
     try:
         header = next(reader)
@@ -92,29 +97,52 @@ def from_csv(stream, what="--points"):
         raise InputError(f"{what}: no header line (names of the variables)") from None
     names, shapes, layout = _flat_layout(header)
     where, n = _positions(names, shapes, layout)
+    plain = list(where) == list(range(n))
 
-    def chunks(src):
-        row_no, rows = 0, []
-        for row in reader:
-            if not row or all(not c.strip() for c in row):
-                continue
-            flat = np.full(n, np.nan)
+    def place(block):
+        if plain:
+            return block
+        out = np.empty((len(block), n))
+        out[:, where] = block
+        return out
+
+    def rows_slowly(lines, first, line_nos, src):
+        out = np.full((len(lines), n), np.nan)
+        for k, row in enumerate(csv.reader(lines)):
             try:
                 if len(row) != len(header):
                     raise ValueError(f"{len(row)} values for {len(header)} columns")
-                flat[where] = [float(c) for c in row]
-                if not np.all(np.isfinite(flat)):
+                out[k, where] = [float(c) for c in row]
+                if not np.all(np.isfinite(out[k])):
                     raise ValueError("a value is not a finite number")
             except ValueError as e:
-                src.errors[row_no] = f"line {row_no + 2}: {' '.join(str(e).split())[:120]}"
-                flat[:] = np.nan
-            rows.append(flat)
-            row_no += 1
-            if len(rows) == CHUNK:
-                yield np.array(rows)
-                rows = []
-        if rows:
-            yield np.array(rows)
+                src.errors[first + k] = f"line {line_nos[k]}: {' '.join(str(e).split())[:120]}"
+                out[k] = np.nan
+        return out
+
+    def chunks(src):
+        row_no, line_no = 0, 2   # the file's line number of the next line read (the header was 1)
+        while True:
+            raw = list(itertools.islice(stream, CHUNK))
+            if not raw:
+                return
+            keep = [i for i, ln in enumerate(raw) if ln.strip()]   # blank lines are no rows
+            lines = [raw[i] for i in keep]
+            block = None
+            if lines and not any('"' in ln for ln in lines):   # quoted fields: the csv module's job
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error")
+                        block = np.loadtxt(lines, delimiter=",", comments=None, ndmin=2, dtype=float)
+                    if block.shape != (len(lines), len(header)) or not np.all(np.isfinite(block)):
+                        block = None
+                except ValueError:
+                    block = None
+            if lines:
+                yield place(block) if block is not None else \
+                    rows_slowly(lines, row_no, [line_no + i for i in keep], src)
+            row_no += len(lines)
+            line_no += len(raw)
     return Source(names, shapes, chunks)
 
 
