@@ -378,8 +378,13 @@ def _magnitudes(root, env, inputs):
         memo[id(node)] = out
         return out
 
-    with mpmath.workdps(20):
-        _, g, h = ev(root)
+    try:
+        with mpmath.workdps(20):
+            _, g, h = ev(root)
+    except (_Outside, _Range):   # 20 digits round an argument onto a domain's edge (atanh of 1 - 1e-25)
+        memo.clear()
+        with mpmath.workdps(NODE_DPS):
+            _, g, h = ev(root)
     return g, h
 
 

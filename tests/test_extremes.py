@@ -379,6 +379,8 @@ def check_cases(cases, engines=ENGINES, commands=COMMANDS):
             why = "the 60-digit reference ran out of memory"
         except _Slow:
             why = f"the 60-digit reference took over {REFERENCE_SECONDS} s"
+        except Exception as e:   # a harness failure on one case must not lose a long run
+            why = f"the reference failed: {type(e).__name__}: {e}"[:200]
         if why is not None:
             for engine in engines:
                 for command in commands:
