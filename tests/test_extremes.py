@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import extremes
+from adcalc.check.usercode import Deadline, _Timeout, _alarm as time_limit
 import mpref
 from adcalc.cli import main
 
@@ -344,28 +345,6 @@ def offenders_table(findings, limit=30):
 REFERENCE_SECONDS = 120   # a reference that takes longer (SymPy or mpmath running away) is unscored
 
 
-class _Slow(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _time_limit(seconds):
-    """Raise _Slow after `seconds` (SIGALRM: the main thread on POSIX; elsewhere no limit)."""
-    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def ring(signum, frame):
-        raise _Slow()
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def check_cases(cases, engines=ENGINES, commands=COMMANDS):
     """Run every case through every engine and command; the Report."""
     report = Report(cases=len(cases))
@@ -373,11 +352,11 @@ def check_cases(cases, engines=ENGINES, commands=COMMANDS):
         t0 = time.perf_counter()
         why = None
         try:
-            with _time_limit(REFERENCE_SECONDS):
+            with time_limit(Deadline(REFERENCE_SECONDS)):   # check's own SIGALRM timer
                 ref = mpref.reference(case)
         except MemoryError:   # under the workers' memory limit: the reference cannot judge
             why = "the 60-digit reference ran out of memory"
-        except _Slow:
+        except _Timeout:
             why = f"the 60-digit reference took over {REFERENCE_SECONDS} s"
         except Exception as e:   # a harness failure on one case must not lose a long run
             why = f"the reference failed: {type(e).__name__}: {e}"[:200]
