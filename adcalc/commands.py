@@ -9,7 +9,7 @@ import numpy as np
 
 from adcalc import verify as V
 from adcalc.engines import ENGINES, availability, get_engine
-from adcalc.engines.base import compute
+from adcalc.engines.base import Result, compute
 from adcalc.envelope import emit, envelope, finite, output_names
 from adcalc.errors import AdcalcError, EngineUnavailable, InputError
 from adcalc.points import listed, parse_flat
@@ -21,8 +21,11 @@ ANSWER_ORDER = ("symbolic", "forward", "reverse", "gpu", "compiled", "numeric")
 KINK_ANSWER_ORDER = ("forward", "reverse", "gpu", "compiled", "symbolic", "numeric")
 NOTES = {"kink": "kink: one-sided slopes {lo} and {hi} differ: not differentiable here (shown: their midpoint)",
          "jump": "kink: f jumps here, no derivative", "infinite": "not finite: the slope grows without bound",
-         "undefined": "not finite: no difference step fits inside the domain"}
-WORDS = {"ok": "ok", "kink": "kink", "jump": "kink", "infinite": "not finite", "undefined": "not finite"}
+         "undefined": "not finite: no difference step fits inside the domain",
+         "unresolved": "not finite: f varies faster than the difference steps can follow here "
+                       "(the quotients grow as the step shrinks); no derivative resolved"}
+WORDS = {"ok": "ok", "kink": "kink", "jump": "kink", "infinite": "not finite", "undefined": "not finite",
+         "unresolved": "not finite"}
 
 
 def read_vector(command, prob, text):
@@ -99,6 +102,27 @@ UNDERFLOW = ("may be inexact: an intermediate derivative underflowed below 2.2e-
              "as 0 or with fewer digits")
 
 
+def overflow_note(overflows):
+    return (f"not finite: {listed(overflows, 3)} overflow{'s' if len(overflows) == 1 else ''} float64 at this "
+            f"point, so everything computed through it has lost its digits: no derivative is given, and the "
+            f"value shown may be wrong (--engine symbolic differentiates formulas that may avoid it)")
+
+
+def through_overflow(results):
+    """Every engine's answer nulled where f's evaluation overflows on the way (but SymPy's,
+    whose formulas are not f's intermediates)."""
+    out = {}
+    for name, r in results.items():
+        if isinstance(r, tuple) or name == "symbolic":
+            out[name] = r
+            continue
+        nan = np.where(np.isinf(r.value), r.value, np.nan)   # an infinity is the overflow itself
+        out[name] = Result(nan, None if r.error is None else np.full(r.value.shape, np.nan),
+                           dict(r.info, status=np.full(r.value.shape, "undefined", dtype=object))
+                           if "status" in r.info else r.info)
+    return out
+
+
 def component_notes(result, labels):
     """Warnings from an engine's own per-component statuses (numeric: kink, jump, ...) and
     from underflow seen in its sweeps."""
@@ -133,6 +157,10 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
     x = prob.x0()
     kinks = V.find_kinks(prob, x)
     warnings = []
+    overflows = V.find_overflows(prob, x)
+    if overflows:
+        results = through_overflow(results)
+        warnings.append(overflow_note(overflows))
     obj = envelope(command, prob, engine, warnings)
     if command in ("jacobian", "jvp", "vjp"):
         obj["outputs"] = output_names(prob)

@@ -25,6 +25,9 @@ status per component:
   jump       f itself jumps (sign at 0): no derivative, value NaN
   infinite   the quotients grow without bound as the step shrinks (sqrt at 0):
              value +-inf
+  unresolved the quotients grow as the step shrinks with no steady sign: f varies
+             faster than the smallest step can follow (cos at 2e32 by real
+             differences): value NaN
   undefined  no step fits inside the domain: value NaN
 """
 import math
@@ -175,36 +178,83 @@ def _complex_valid(f, x):
 
 # ---- first derivatives ------------------------------------------------------------------------
 def _complex_jacobian(f, x):
-    """Complex-step Jacobian (m, n) and its error, at two steps per component: 2^-66 |x_j|
-    (no truncation error to speak of) and 2^-66 times the typical size (no underflow
-    where x_j is tiny: Im (x + ih)^2 = 2xh underflows for x = 1e-200 at the first).
-    Where the two agree within their errors the smaller error wins; else the first."""
-    n = len(x)
-    s1, s2 = nominal_scale(x), typical_scale(x)
-    dirs = np.concatenate([np.diag(s1), np.diag(s2), np.diag(s1 * CHECK)])
-    out, noise = complex_quotients(f, x[None], dirs, ecnoise(f, x, s1, dirs))
-    v1, e1 = out[0, :n].T / s1, noise[0, :n].T / s1
-    v2, e2 = out[0, n:2 * n].T / s2, noise[0, n:2 * n].T / s2
-    v3, e3 = out[0, 2 * n:].T / (s1 * CHECK), noise[0, 2 * n:].T / (s1 * CHECK)
-    e1 = np.maximum(e1, 4 * EPS * np.abs(v1) + TINY)
-    e2 = np.maximum(e2, 4 * EPS * np.abs(v2) + TINY)
-    e3 = np.maximum(e3, 4 * EPS * np.abs(v3) + TINY)
-    with np.errstate(invalid="ignore"):
-        agree = np.isfinite(v1) & np.isfinite(v2) & (np.abs(v1 - v2) <= e1 + e2)
-        # a far smaller step must give the same: where an intermediate's imaginary part is not
-        # small (exp(x - max) inside logsumexp of e^84) complex step returns periodic garbage
-        steady = (np.abs(v1 - v3) <= e1 + e3) | ~np.isfinite(v1)
-    second = agree & (e2 < e1) | ~np.isfinite(v1) & np.isfinite(v2) & agree
-    val, err = np.where(second, v2, v1), np.where(second, e2, e1)
-    steady &= _near_difference(f, x, s1, val)
-    return np.where(steady, val, np.nan), err
+    """Complex-step Jacobian (m, n) and its error.  Per component, candidate steps: 2^-66
+    |x_j| (no truncation error for a function whose scale is x_j's); 2^-66 itself where
+    |x_j| > 1 (cos at 2e32 varies on a scale of 1, not of x_j: a step of 2^-66 |x_j|
+    leaves the linear regime, where tan's imaginary part saturates and cosh overflows);
+    2^-66 times the typical size (where x_j is tiny: Im (x + ih)^2 = 2xh underflows for
+    x = 1e-200 at 2^-66 |x_j|, which the sweep's underflow watch sees).  A candidate must
+    be finite, with a finite error, steady under a step 2^-20 times smaller and near one
+    real difference at its own scale (_near_difference); the first whose error is small
+    beside its value wins, else the first at all, never a larger step that merely looks
+    more precise (log(c) at c = 9e-50 stepped by 2e-28 is precise and wrong)."""
+    n, m = len(x), f.m
+    s1 = nominal_scale(x)
+    val, err = np.full((m, n), np.nan), np.full((m, n), np.inf)
+    used = np.broadcast_to(s1, (m, n)).copy()
+    good_at, seen = [], []
+    for s in (s1, np.minimum(s1, 1.0), typical_scale(x)):
+        fresh = np.all([s != t for t in seen], axis=0) if seen else np.ones(n, bool)
+        seen.append(s)
+        if not fresh.any():
+            continue
+        dirs = np.concatenate([np.diag(s), np.diag(s * CHECK)])
+        out, noise = complex_quotients(f, x[None], dirs, ecnoise(f, x, s, dirs))  # noise at its own scale
+        v, e = out[0, :n].T / s, noise[0, :n].T / s
+        vc, ec = out[0, n:].T / (s * CHECK), noise[0, n:].T / (s * CHECK)
+        with np.errstate(invalid="ignore", over="ignore"):
+            e = np.maximum(e, 4 * EPS * np.abs(v) + TINY)
+            ec = np.maximum(ec, 4 * EPS * np.abs(vc) + TINY)
+            # a far smaller step must give the same: where an intermediate's imaginary part is
+            # not small (exp(x - max) inside logsumexp of e^84) complex step returns garbage
+            good = np.isfinite(v) & np.isfinite(e) & (np.abs(v - vc) <= e + ec)
+        good &= _near_difference(f, x, s, v)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sharp = good & (e <= 1e-8 * np.abs(v))   # a valid complex step keeps ~15 digits
+        good &= fresh[None, :]
+        sharp &= fresh[None, :]
+        good_at.append((good, sharp, v, e, s))
+    done = np.zeros((m, n), bool)
+    if len(good_at) > 1 and np.any(good_at[1][4] != s1):
+        # |x_j| > 1: the step of 2^-66 sees the slope at x itself; where the step of 2^-66 |x_j|
+        # sees another (b + tan b at 5e120: 1, the mean slope over many periods) the gap is
+        # the error.  Where they agree the gap also bounds what the small step's noise
+        # estimate cannot see (its stencil is below an ulp of x_j)
+        g1, sharp1, v1, e1, _ = good_at[0]
+        g3, sharp3, v3, e3, s3 = good_at[1]
+        with np.errstate(invalid="ignore", over="ignore"):
+            gap = np.where(g1, np.abs(v1 - v3), 0.0)
+            tight = g1 & (gap <= 1e-6 * np.abs(v3))    # the same slope: the larger noise holds
+            first = ~tight & sharp1 & ~sharp3          # the small step underflowed (log at 1e300)
+            val = np.where(g3, np.where(tight, np.where(e1 < e3, v1, v3), np.where(first, v1, v3)), val)
+            err = np.where(g3, np.where(tight, np.maximum(e1, e3), np.where(first, e1, np.maximum(e3, gap))), err)
+        used = np.where(g3, s3[None, :], used)
+        done |= g3
+        good_at = good_at[:1] + good_at[2:]
+    for pick in (1, 0):   # the first candidate whose error is small beside its value, else the first
+        for cand in good_at:
+            take = cand[pick] & ~done
+            val, err = np.where(take, cand[2], val), np.where(take, cand[3], err)
+            used = np.where(take, cand[4][None, :], used)
+            done |= take
+    return val, err
 
 
-def _near_difference(f, x, s, val, t=2.0 ** -12, rel=1e-3):
-    """(m, n): whether complex-step derivatives `val` are near one central difference at a
-    moderate step (t s_j): a cheap guard against a complex step whose imaginary parts grew
-    too large to be linear somewhere inside f (it agrees with itself, not with f).  Where a
-    difference point leaves the domain the check passes."""
+def _near_difference(f, x, s, val, ts=(2.0 ** -26, 2.0 ** -38), rel=1e-3):
+    """(m, n): whether complex-step derivatives `val` are near a central difference at a
+    small step (t s_j for one t of ts: the second for an f whose own scale is far below
+    x_j's, log(x1 - x2) at 1.0000001, 1): a cheap guard against a complex step whose
+    imaginary parts grew too large to be linear somewhere inside f (it agrees with itself,
+    not with f).  Where a difference point leaves the domain the check passes."""
+    ok = np.zeros(np.shape(val), bool)
+    for t in ts:
+        ok |= _near_one(f, x, s, val, t, rel)
+        if ok.all():
+            break
+    return ok
+
+
+def _near_one(f, x, s, val, t, rel):
     n = len(x)
     P = np.repeat(x[None], 2 * n, axis=0)
     idx = np.arange(n)
@@ -327,10 +377,11 @@ def _real_jacobian(f, x, s, f0, noise0, method):
     else:
         base = 0.5
     a, b, Fp, Fm, Np, Nm = _series(f, x, s, f0, noise0, start, count, base)
+    A, B = a[..., None], b[..., None]
+    CR = (Np + Nm) / (A + B)     # rounding alone: ecnoise's floor also counts f's own wiggles
     Np, Nm = np.maximum(Np, floor), np.maximum(Nm, floor)
     n0 = np.maximum(noise0, floor)
     # quotients (count, n, m), in units of 1/s
-    A, B = a[..., None], b[..., None]
     C = (Fp - Fm) / (A + B)
     CN = (Np + Nm) / (A + B)
     Fw, FwN = (Fp - f0) / A, (Np + n0) / A
@@ -348,6 +399,12 @@ def _real_jacobian(f, x, s, f0, noise0, method):
         status[cols] = "ok"
         lo[cols], hi[cols] = est, est
         grow = _diverges(D[:, cols], DN[:, cols])
+        wild = _wild(D[:, cols], (CR if sd == 0 else DN)[:, cols], est, e) & ~grow
+        if wild.any():
+            val[cols] = np.where(wild, np.nan, val[cols])
+            err[cols] = np.where(wild, np.inf, err[cols])
+            lo[cols], hi[cols] = val[cols], val[cols]
+            status[cols] = np.where(wild, "unresolved", status[cols])
         if grow.any():
             sign = np.sign(D[-1, cols])
             val[cols] = np.where(grow, sign * np.inf, val[cols])
@@ -359,7 +416,7 @@ def _real_jacobian(f, x, s, f0, noise0, method):
     if cols.any() and count >= 6:
         k_st, k_lo, k_hi, k_val, k_err = _kinks(Fw[:, cols], FwN[:, cols], Bw[:, cols], BwN[:, cols],
                                                 Fp[:, cols] - Fm[:, cols], Np[:, cols] + Nm[:, cols])
-        hit = k_st != "ok"
+        hit = (k_st != "ok") & (status[cols] != "unresolved")
         sub = status[cols]
         status[cols] = np.where(hit, k_st, sub)
         val[cols] = np.where(hit, k_val, val[cols])
@@ -389,6 +446,23 @@ def _diverges(D, DN, tail=6):
     steady = np.all(ratios >= 0.6, axis=0)
     loud = np.all(np.abs(d) > 10 * (DN[-tail + 1:] + DN[-tail:-1]), axis=0)
     return same & steady & loud
+
+
+def _wild(D, DN, est, err, tail=6):
+    """Columns whose quotients never settle: over the last `tail` steps their changes are far
+    above the rounding and grow as the step shrinks (a converging ladder's shrink 4 times per
+    halving), with no steady sign (that is _diverges' infinite slope), and the estimate's
+    error is not small beside it.  cos at 2e32 stepped by 1e27 .. 1e23: each quotient is
+    O(1) / step, a noise that Richardson would take for a slope near 0."""
+    D = D[-tail:]
+    if len(D) < tail:
+        return np.zeros(D.shape[1:], bool)
+    d = np.diff(D, axis=0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        grows = np.abs(d[-2:]).sum(axis=0) > np.abs(d[:2]).sum(axis=0)
+        loud = np.all(np.abs(d) > 10 * (DN[-tail + 1:] + DN[-tail:-1]), axis=0)
+        blurred = ~(err <= 1e-3 * np.abs(est))
+    return np.isfinite(d).all(axis=0) & grows & loud & blurred
 
 
 def _kinks(Fw, FwN, Bw, BwN, dF, dN, tail=4):
@@ -444,7 +518,7 @@ def _combine(J, v):
     return Estimate(val, err, st, val, val, J.method)
 
 
-RANK = {"ok": 0, "kink": 1, "infinite": 2, "jump": 3, "undefined": 4}
+RANK = {"ok": 0, "kink": 1, "infinite": 2, "unresolved": 3, "jump": 4, "undefined": 5}
 
 
 def _worst(statuses):
@@ -492,25 +566,30 @@ def second_derivatives(f, x, method="auto", v=None, limit=None):
             else:
                 tau = np.min(s[v != 0] / np.abs(v[v != 0]))
                 H, E = H[0] / tau, E[0] / tau
-            st = np.where(np.isfinite(H), "ok", "undefined").astype(object)
-            E = np.maximum(E, 4 * EPS * np.abs(H) + TINY)
+            wild = est.wild if v is not None else est.wild | est.wild.T
+            if v is not None:
+                wild = wild[0]
+            H = np.where(wild, np.nan, H)
+            st = np.where(wild, "unresolved", np.where(np.isfinite(H), "ok", "undefined")).astype(object)
+            E = np.where(wild, np.inf, np.maximum(E, 4 * EPS * np.abs(H) + TINY))
             return Estimate(H, E, st, H, H, "complex-step")
     quot = _hess_real(f, x, s, ecnoise(f, x, s))
     est = _run(quot, STEPS if v is not None or n <= BIG_N else SHORT_STEPS,
                3 if v is not None or n <= BIG_N else 2, limit)
     H, E = est.value, est.error
     grow = est.status
+    word = np.where(grow, "infinite", np.where(est.wild, "unresolved", "ok"))
     if v is not None:
-        st = np.array([_worst(np.where(grow[i, v != 0], "infinite", "ok")) for i in range(n)], dtype=object)
+        st = np.array([_worst(word[i, v != 0]) for i in range(n)], dtype=object)
         with np.errstate(invalid="ignore"):
             val, err = H[:, v != 0] @ v[v != 0], E[:, v != 0] @ np.abs(v[v != 0])
-        val = np.where(st == "infinite", np.nan, val)
+        val = np.where(st != "ok", np.nan, val)
         return Estimate(val, np.maximum(err, 2 * EPS * np.abs(val) + TINY), st, val, val, "richardson")
-    st = np.where(grow, "infinite", "ok").astype(object)
+    st = word.astype(object)
     with np.errstate(invalid="ignore"):
-        H = np.where(grow, np.sign(H) * np.inf, H)
+        H = np.where(grow, np.sign(H) * np.inf, np.where(est.wild, np.nan, H))
     E = np.where(np.isfinite(H), np.maximum(E, 2 * EPS * np.abs(H) + TINY), np.inf)
-    st = np.where(np.isnan(H), "undefined", st).astype(object)
+    st = np.where(np.isnan(H) & (st == "ok"), "undefined", st).astype(object)
     return Estimate(H, E, st, H, H, "richardson")
 
 
@@ -518,6 +597,7 @@ class _Ladder(NamedTuple):
     value: np.ndarray
     error: np.ndarray
     status: np.ndarray   # bool: the quotients diverge
+    wild: np.ndarray     # bool: the quotients never settle (_wild)
 
 
 class TooLong(Exception):
@@ -532,11 +612,11 @@ def _run(quot, count=STEPS, order=3, limit=None):
     """Richardson over quot(t) for t = 1/2, 1/4, ..., skipping (coarsely) leading steps where
     no quotient is finite.  With `limit` (seconds), the time of the first step projects the
     whole; beyond the limit it raises TooLong before doing the rest."""
-    ds, ns = [], []
+    ds, ns, rs = [], [], []   # quotients, their noise, their rounding alone (no ecnoise floor)
     k = 0
     while len(ds) < count and k < 1100:
         started = time.perf_counter()
-        D, N = quot(0.5 * 2.0 ** -k)
+        D, N, R = quot(0.5 * 2.0 ** -k)
         if limit is not None and not ds:
             projected = (time.perf_counter() - started) * count
             if projected > limit:
@@ -546,14 +626,17 @@ def _run(quot, count=STEPS, order=3, limit=None):
             continue
         ds.append(D)
         ns.append(N)
+        rs.append(R)
         k += 1
         if len(ds) >= count or np.all(np.isfinite(ds).sum(axis=0) >= count):
             break
     if not ds:
         D = np.asarray(D)
-        return _Ladder(np.full(D.shape, np.nan), np.full(D.shape, np.inf), np.zeros(D.shape, bool))
+        return _Ladder(np.full(D.shape, np.nan), np.full(D.shape, np.inf), np.zeros(D.shape, bool),
+                       np.zeros(D.shape, bool))
     est, err, _ = richardson(ds, ns, order=order)
-    return _Ladder(est, err, _diverges(np.array(ds), np.array(ns)))
+    grow = _diverges(np.array(ds), np.array(ns))
+    return _Ladder(est, err, grow, _wild(np.array(ds), np.array(rs), est, err) & ~grow)
 
 
 def _shift(x, t, s):
@@ -584,22 +667,26 @@ def _hess_real(f, x, s, floor):
             out[~first, j[q]] += signs[c, 1] * (a * s)[j[q]]
             return out
         F, N = in_chunks(f, len(head) + 4 * m, rows)
-        fv, e = F[:, 0], np.maximum(N[:, 0], floor[0] if np.ndim(floor) else floor)
+        fv, raw = F[:, 0], N[:, 0]
+        e = np.maximum(raw, floor[0] if np.ndim(floor) else floor)
         big = float(np.max(np.abs(fv[np.isfinite(fv)]), initial=1.0))
         unit = big if big > 2.0 ** 500 else 1.0   # values near the overflow: work in units of them
-        fv, e = fv / unit, e / unit
+        fv, e, raw = fv / unit, e / unit, raw / unit
         w = np.array([b, -(a + b), a]) / (a * b * (a + b) / 2)
         # one division by a step, back to f's units, then the other step: no s^2 and no
         # unit / s^2 that under- or overflows where the Hessian itself does not
         def back(q, si, sj):
             with np.errstate(all="ignore"):
                 return ((q / si) * unit) / sj
+
+        def noise(e):
+            Nn = np.diag(back(w[0] * e[1:n + 1] - w[1] * e[0] + w[2] * e[n + 1:2 * n + 1], s, s))
+            Nn[i, j] = Nn[j, i] = back(e[2 * n + 1:].reshape(4, -1).sum(axis=0) / den, s[i], s[j])
+            return Nn
         H = np.diag(back(w[0] * fv[1:n + 1] + w[1] * fv[0] + w[2] * fv[n + 1:2 * n + 1], s, s))
-        Nn = np.diag(back(w[0] * e[1:n + 1] - w[1] * e[0] + w[2] * e[n + 1:2 * n + 1], s, s))
-        c, ce, den = fv[2 * n + 1:].reshape(4, -1), e[2 * n + 1:].reshape(4, -1), 4 * a[i] * a[j]
+        c, den = fv[2 * n + 1:].reshape(4, -1), 4 * a[i] * a[j]
         H[i, j] = H[j, i] = back((c[0] - c[1] - c[2] + c[3]) / den, s[i], s[j])
-        Nn[i, j] = Nn[j, i] = back(ce.sum(axis=0) / den, s[i], s[j])
-        return H, Nn
+        return H, noise(e), noise(raw)
     return quot
 
 
@@ -608,10 +695,12 @@ def _hess_complex(f, x, s, dirs, floor):
     dirs[d] (the Hessian's columns for dirs = diag(s), an HVP for dirs = [v])."""
     def quot(t):
         P, Q, a, b = _shift(x, t, s)
-        out, noise = complex_quotients(f, np.concatenate([P, Q]), dirs, floor)
+        out, raw = complex_quotients(f, np.concatenate([P, Q]), dirs)
+        noise = np.maximum(raw, np.asarray(floor, dtype=float))
         n = len(x)
         return ((out[:n, :, 0] - out[n:, :, 0]).T / (a + b) / s,
-                (noise[:n, :, 0] + noise[n:, :, 0]).T / (a + b) / s)
+                (noise[:n, :, 0] + noise[n:, :, 0]).T / (a + b) / s,
+                (raw[:n, :, 0] + raw[n:, :, 0]).T / (a + b) / s)
     return quot
 
 

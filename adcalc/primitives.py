@@ -135,7 +135,8 @@ def _pow_c_domain(node):
 
 def _dpow_dx(x, y, a):
     """y x^(y-1) as y a / x (then a tangent multiplies a before x divides: no power of x that
-    under- or overflows while x^y is moderate); y x^(y-1) itself where x = 0."""
+    under- or overflows while x^y is moderate); y x^(y-1) itself where x = 0 or where
+    a = x^y itself under- or overflowed."""
     c = _const_exponent(y)
     if c == 2:
         return 2.0 * x
@@ -143,8 +144,21 @@ def _dpow_dx(x, y, a):
         return ONE
     if c is not None and c.is_integer() and 0 < c <= 4:
         return c * x ** (c - 1)
-    zero = eq(x, 0.0)
-    return Quotient(select(zero, y * x ** (y - 1.0), y * a), select(zero, 1.0, x))
+    use = _moderate(a) * (1.0 - eq(x, 0.0))
+    return Quotient(select(use, y * a, y * x ** (y - 1.0)), select(use, x, 1.0))
+
+
+def _moderate(a):
+    """1 where 2^-1000 <= |a| <= 2^1000 (a normal number that keeps its digits through a
+    division by x), else 0: a power that underflowed (b**1.5 at 1e-219) or overflowed."""
+    return (gt(a, 2.0 ** -1000) + gt(-a, 2.0 ** -1000)) * ge(2.0 ** 1000, a) * ge(a, -(2.0 ** 1000))
+
+
+def _one_minus_sq(x):
+    """1 - x^2 with no cancellation: as written for x^2 < 1/4 (its derivative -2x exact
+    at tiny x, where (1 - x)(1 + x) differentiates into -(1 + x) + (1 - x) = 0), as
+    (1 - x)(1 + x) nearer 1 (exact where x*x would round)."""
+    return select(ge(x * x, 0.25), (1.0 - x) * (1.0 + x), 1.0 - x * x)
 
 
 def _dpow_dy(x, y, a):
@@ -194,7 +208,7 @@ neg = register("neg", 1, np.negative, partials=(lambda x, a: MINUS,), sympy=lamb
                c="(-{0})", infix="-", prec=3)
 exp = register("exp", 1, np.exp, partials=(lambda x, a: a,), sympy="exp", c="exp({0})",
                spell=("exp",), doc="e**x")
-expm1 = register("expm1", 1, np.expm1, partials=(lambda x, a: a + 1.0,),
+expm1 = register("expm1", 1, np.expm1, partials=(lambda x, a: exp(x),),  # not a + 1: it rounds
                  sympy=lambda s, x: s.exp(x) - 1, c="expm1({0})", spell=("expm1",),
                  doc="exp(x) - 1, accurate near 0")
 log = register("log", 1, np.log, partials=(lambda x, a: Quotient(ONE, x),), sympy="log", c="log({0})",
@@ -225,12 +239,12 @@ cos = register("cos", 1, np.cos, partials=(lambda x, a: -sin(x),), sympy="cos", 
                spell=("cos",), doc="cosine (radians)")
 tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="tan", c="tan({0})",
                sample="unit", spell=("tan",), doc="tangent (radians)")
-asin = register("asin", 1, np.arcsin, partials=(lambda x, a: Quotient(ONE, sqrt(1.0 - x * x)),), singular=True,
+asin = register("asin", 1, np.arcsin, partials=(lambda x, a: Quotient(ONE, sqrt(_one_minus_sq(x))),), singular=True,
                 sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
                 doc="inverse sine; infinite slope at -1 and 1")
-acos = register("acos", 1, np.arccos, partials=(lambda x, a: Quotient(-1.0, sqrt(1.0 - x * x)),), singular=True,
+acos = register("acos", 1, np.arccos, partials=(lambda x, a: Quotient(-1.0, sqrt(_one_minus_sq(x))),), singular=True,
                 sympy="acos", c="acos({0})", sample="unit", spell=("acos",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
                 c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
@@ -261,7 +275,7 @@ acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: Quotient(ONE, sq
                  complex_at=lambda x, varies: np.all(np.real(x) > 1),
                  c_domain="({0}) >= 1.0", domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
                  doc="inverse hyperbolic cosine; infinite slope at 1")
-atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: Quotient(ONE, (1.0 - x) * (1.0 + x)),),
+atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: Quotient(ONE, _one_minus_sq(x)),),
                  sympy="atanh", c="atanh({0})", sample="unit", spell=("atanh",),
                  c_domain="fabs({0}) < 1.0", domain=(lambda x: np.abs(np.real(x)) < 1, "atanh of a number outside (-1, 1)"),
                  doc="inverse hyperbolic tangent")

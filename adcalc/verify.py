@@ -110,6 +110,30 @@ def find_kinks(prob, x):
     return out
 
 
+def find_overflows(prob, x):
+    """Sub-expressions of f that overflow at a point: infinite although every argument is
+    finite, with the floating-point overflow flag raised (exp(1000), (1e200)**2; not
+    log(0) or 1/0, which are singular).  Whatever is computed through one (its value,
+    every derivative) has lost its digits: cbrt(c**2) at 1e186 is inf and its slope 0."""
+    nodes = prob.graph.nodes
+    vals = prob.evaluate(x)
+    out = []
+    for i in needed(prob.graph, [prob.output]):
+        node, v = nodes[i], vals[i]
+        prim = PRIMS.get(node.op)
+        if prim is None or node.op in ("const", "var") or v is None or not np.any(np.isinf(v)):
+            continue
+        args = [vals[a.id] for a in node.args]
+        if not all(np.all(np.isfinite(a)) for a in args):
+            continue
+        try:
+            with np.errstate(all="ignore", over="raise"):
+                prim.impl(*args, **node.p) if node.p else prim.impl(*args)
+        except FloatingPointError:
+            out.append(to_text(node))
+    return out
+
+
 def judge(value, ref, labels, rtol, atol, error=None, kinked=False, own=None):
     """(status, max abs diff, max rel diff, worst label, tolerance there, count of components
     not finite in the reference) of one engine's quantity against the reference; `error`:

@@ -161,13 +161,16 @@ def _flat(value, command, n):
 
 
 def _flagged_labels(warnings, labels, command):
-    """Which components the warnings flag as a kink, not finite or inexact (underflow in an
-    intermediate derivative): those a warning names (`at [0], [1,0]`), or all of them for a
-    warning that names none."""
+    """Which components the warnings flag as a kink (or "not differentiable at this point":
+    a tie of max or min, which may be a tie only after rounding), not finite or inexact
+    (underflow in an intermediate derivative): those a warning names (`at [0], [1,0]`), or
+    all of them for a warning that names none."""
     flagged = set()
     for w in warnings:
-        if not isinstance(w, str) or not re.search(r"kink|not finite|inexact", w, re.I):
+        if not isinstance(w, str) or not re.search(r"kink|not differentiable|not finite|inexact", w, re.I):
             continue
+        if w.startswith("not differentiable at this point"):   # the point's, not a component's
+            return set(range(len(labels)))
         named = re.findall(r"\[(\d+(?:,\s*\d+)?)\]", w.split(" at ", 1)[1]) if " at " in w else []
         if not named:
             return set(range(len(labels)))

@@ -265,10 +265,13 @@ def _verdicts(o, g, ref, ref_err, fd, sig_g, eps_g, method, names, warnings, m, 
         notes[i, j] = "reference uncertain (differences do not converge well here)"
     for i, j in zip(*np.nonzero(blind)):
         notes[i, j] = ("the slope of f grows without bound here" if fd.status[i, j] == "infinite"
+                       else "f varies faster than the difference steps can follow here"
+                       if fd.status[i, j] == "unresolved"
                        else "no difference quotient: every step leaves the domain of f")
     if blind.any():
         warnings.append(f"{int(blind.sum())} component(s) could not be checked: the reference is not "
-                        f"finite there (an infinite slope, or every step leaves the domain of f)")
+                        f"finite there (an infinite slope, f varying faster than the steps, or every step "
+                        f"leaves the domain of f)")
     if shaky.any():
         warnings.append(f"{int(shaky.sum())} component(s) could not be checked tightly: the differences "
                         f"do not converge well there (noise or a kink near x)")

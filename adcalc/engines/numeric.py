@@ -6,7 +6,8 @@ differences), richardson, central (one textbook step) and complex-step.  Every r
 carries a per-component error estimate (`Result.error`, JSON "error_estimate") and,
 in `Result.info["status"]`, a status per component: ok, kink (the value is the
 midpoint of the one-sided slopes in info["lo"] / info["hi"] and the error covers
-both), jump, infinite (a slope that grows without bound) or undefined (no step fits
+both), jump, infinite (a slope that grows without bound), unresolved (f varies faster
+than the steps can follow) or undefined (no step fits
 inside the domain).
 
 The black box evaluates many points in one batched pass of the graph; its rounding
