@@ -19,7 +19,8 @@ answer is classified:
   error         the contract broken: an exception out of main(), a traceback, stdout
                 that is not one strict JSON object, an exit status other than 0/2,
                 missing keys, a null not named in the warnings, an internal error, or
-                a valid case refused as a parse/input error
+                a valid case refused as a parse/input error (but a constant that
+                overflows, an input error by the contract: flagged)
   unscored      the reference cannot judge: a kink, an indeterminate form, a point on a
                 domain edge, a node beyond the reference's range
 
@@ -207,6 +208,10 @@ def judge(case, ref, command, engine, out):
             return call("error", message, expected_call)
         if "error:" not in out.stderr:
             return call("error", "exit 2 without an `error:` line on stderr", expected_call)
+        if kind == "input" and re.match(r"the constant '.*' overflows", message):
+            # the contract: a constant that overflows is an input error (f cannot be evaluated
+            # in float64 at any point): honest, though not the answer
+            return call("flagged", f"exit 2 ({kind}): {message}", expected_call)
         if kind in ("parse", "input"):
             return call("error", f"a valid case refused ({kind}): {message}", expected_call)
         if ref.status == "domain":
