@@ -108,6 +108,12 @@ def overflow_note(overflows):
             f"value shown may be wrong (--engine symbolic differentiates formulas that may avoid it)")
 
 
+def lost_turns_note(text, size, digits):
+    left = "no correct digit" if digits < 1 else f"about {digits:.0f} correct digits"
+    return (f"may be inexact: the argument of {text} is {fmt(size, 3)} here, computed in float64 with a "
+            f"rounding error near {fmt(size * 2.0 ** -53, 2)}: its value and every derivative keep {left}")
+
+
 def through_overflow(results):
     """Every engine's answer nulled where f's evaluation overflows on the way (but SymPy's,
     whose formulas are not f's intermediates)."""
@@ -161,6 +167,12 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
     if overflows:
         results = through_overflow(results)
         warnings.append(overflow_note(overflows))
+    warnings += [lost_turns_note(*lost) for lost in V.find_lost_turns(prob, x)]
+    underflows = V.find_underflows(prob, x)
+    if underflows:
+        warnings.append(f"may be inexact: {listed(underflows, 3)} underflow{'s' if len(underflows) == 1 else ''} "
+                        f"below 2.2e-308 at this point (to 0 or to a number with fewer digits), and the value "
+                        f"and derivatives computed through it may have lost theirs")
     obj = envelope(command, prob, engine, warnings)
     if command in ("jacobian", "jvp", "vjp"):
         obj["outputs"] = output_names(prob)

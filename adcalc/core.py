@@ -105,19 +105,22 @@ class Primitive:
                 (complex step may difference it); `complex_at(*args, varies)` narrows
                 that to the points where it holds (varies: which arguments depend on a
                 variable).
+    period      the function is periodic with this period (sin, cos: 2 pi; tan: pi): an
+                argument computed with a rounding error near a period leaves no digit.
     """
 
     __slots__ = ("name", "nargs", "impl", "kind", "pointwise", "partials", "transpose", "jvp",
                  "vjp", "shape", "sympy", "c", "c_domain", "domain", "kink", "sample", "complex_ok", "cimpl",
                  "infix", "prec", "spell", "arity", "doc", "params", "complex_at", "singular",
-                 "constant_partials")
+                 "constant_partials", "period")
 
     def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
                  jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
                  sample="real", complex_ok=True, cimpl=None, infix=None, prec=None, spell=(),
                  arity=None, doc=None, pointwise=None, params=(), complex_at=None, singular=False,
-                 c_domain=None):
+                 c_domain=None, period=None):
         assert kind in KINDS, kind
+        self.period = period
         self.name, self.nargs, self.impl, self.kind = name, nargs, impl, kind
         self.pointwise = kind in ("elementwise", "zero") if pointwise is None else pointwise
         self.partials, self.transpose, self.jvp, self.vjp = partials, transpose, jvp, vjp

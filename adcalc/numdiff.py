@@ -476,16 +476,29 @@ def _kinks(Fw, FwN, Bw, BwN, dF, dN, tail=4):
     st = np.full(shape, "ok", dtype=object)
     if not (np.isfinite(gap[-tail:]).all() and np.isfinite(dF[-tail:]).all()):
         return st, Fw[-1], Fw[-1], Fw[-1], np.zeros(shape)
-    g, dj = np.abs(gap[-tail:]), np.abs(dF[-tail:])
+    dj = np.abs(dF[-tail:])
     with np.errstate(divide="ignore", invalid="ignore"):
-        flat = np.all(g[1:] / g[:-1] >= 0.75, axis=0)
         steady = np.all(dj[1:] / dj[:-1] >= 0.9, axis=0) & (dj[-1] >= 0.8 * dj[0])
     jump = steady & np.all(dj > 50 * dN[-tail:], axis=0)
-    kink = ~jump & flat & np.all(g > 50 * gN[-tail:], axis=0)
-    lo, hi = np.minimum(Fw[-1], Bw[-1]), np.maximum(Fw[-1], Bw[-1])
+    # a kink in any window of `tail` steps, the finest that shows one: where f is large
+    # beside its slopes (relu(b) + 1000 at a tiny b, stepped across 0 by 1e-8) the finest
+    # steps see only rounding, coarser ones the gap
+    kink = np.zeros(shape, bool)
+    at = np.full(shape, len(gap) - 1)
+    for end in range(len(gap), tail - 1, -1):
+        g, w = np.abs(gap[end - tail:end]), gN[end - tail:end]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hit = np.isfinite(g).all(axis=0) & np.all(g[1:] / g[:-1] >= 0.75, axis=0) & np.all(g > 50 * w, axis=0)
+        new = hit & ~kink
+        at = np.where(new, end - 1, at)
+        kink |= hit
+    kink &= ~jump
+    pick = lambda a: np.take_along_axis(a, at[None], axis=0)[0]  # noqa: E731
+    fw, bw, noise = pick(Fw), pick(Bw), pick(gN)
+    lo, hi = np.minimum(fw, bw), np.maximum(fw, bw)
     st = np.where(jump, "jump", np.where(kink, "kink", st)).astype(object)
     val = np.where(jump, np.nan, (lo + hi) / 2)
-    err = np.where(jump, np.inf, (hi - lo) / 2 + gN[-1])
+    err = np.where(jump, np.inf, (hi - lo) / 2 + noise)
     lo, hi = np.where(jump, np.nan, lo), np.where(jump, np.nan, hi)
     return st, lo, hi, val, err
 

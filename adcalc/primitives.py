@@ -112,7 +112,14 @@ sub = register("sub", 2, np.subtract, partials=(lambda x, y, a: ONE, lambda x, y
                sympy=lambda s, x, y: x - y, c="({0} - {1})", infix="-", prec=1)
 mul = register("mul", 2, np.multiply, partials=(lambda x, y, a: y, lambda x, y, a: x),
                sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2)
-div = register("div", 2, np.divide, partials=(lambda x, y, a: Quotient(ONE, y), lambda x, y, a: Quotient(-a, y)),
+def _ddiv_dy(x, y, a):
+    """-x/y^2 as -a/y (no y^2 to overflow), but as -x/(y y) where a = x/y itself left the
+    normal range (5e-324 / 2.3e-9 is a subnormal with 3 digits, while x/y^2 is normal)."""
+    use = _moderate(a) + eq(x, 0.0)
+    return Quotient(select(use, -a, -x), select(use, y, y * y))
+
+
+div = register("div", 2, np.divide, partials=(lambda x, y, a: Quotient(ONE, y), _ddiv_dy),
                sympy=lambda s, x, y: x / y, c="({0} / {1})", infix="/", prec=2,
                c_domain="({1}) != 0.0", domain=(lambda x, y: y != 0, "division by zero"), sample="nonzero")
 
@@ -233,11 +240,11 @@ sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: Quotient(0.5, a),), s
 cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: Quotient(1 / 3, a, a),), singular=True,
                 sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
                 cimpl=_cbrt_c, spell=("cbrt",), complex_at=lambda x, varies: np.all(np.real(x) != 0), doc="real cube root; its slope at 0 is infinite")
-sin = register("sin", 1, np.sin, partials=(lambda x, a: cos(x),), sympy="sin", c="sin({0})",
+sin = register("sin", 1, np.sin, partials=(lambda x, a: cos(x),), sympy="sin", c="sin({0})", period=2 * math.pi,
                spell=("sin",), doc="sine (radians)")
-cos = register("cos", 1, np.cos, partials=(lambda x, a: -sin(x),), sympy="cos", c="cos({0})",
+cos = register("cos", 1, np.cos, partials=(lambda x, a: -sin(x),), sympy="cos", c="cos({0})", period=2 * math.pi,
                spell=("cos",), doc="cosine (radians)")
-tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="tan", c="tan({0})",
+tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="tan", c="tan({0})", period=math.pi,
                sample="unit", spell=("tan",), doc="tangent (radians)")
 asin = register("asin", 1, np.arcsin, partials=(lambda x, a: Quotient(ONE, sqrt(_one_minus_sq(x))),), singular=True,
                 sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
@@ -507,7 +514,14 @@ def _lse(x, src):
     axes = _axes(x, src)
     m = np.max(np.real(x), axis=axes, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return np.reshape(m, np.shape(m)[:_lead(x, src)]) + np.log(np.sum(np.exp(x - m), axis=axes))
+    top = np.reshape(m, np.shape(m)[:_lead(x, src)])
+    if np.iscomplexobj(x):
+        return top + np.log(np.sum(np.exp(x - m), axis=axes))
+    # log1p of the other terms: log(1 + 2.3e-6) keeps 10 digits, log1p all of them
+    # (each maximum contributes exactly 1: a tie's extra ones are counted, not summed)
+    tied = x == m
+    rest = np.sum(np.where(tied, 0.0, np.exp(x - m)), axis=axes) + (np.sum(tied, axis=axes) - 1)
+    return top + np.log1p(rest)
 
 
 def _lse_vjp(node, vals, ans, ct):

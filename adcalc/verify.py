@@ -110,7 +110,7 @@ def find_kinks(prob, x):
     return out
 
 
-def find_overflows(prob, x):
+def find_overflows(prob, x, under=False):
     """Sub-expressions of f that overflow at a point: infinite although every argument is
     finite, with the floating-point overflow flag raised (exp(1000), (1e200)**2; not
     log(0) or 1/0, which are singular).  Whatever is computed through one (its value,
@@ -121,16 +121,86 @@ def find_overflows(prob, x):
     for i in needed(prob.graph, [prob.output]):
         node, v = nodes[i], vals[i]
         prim = PRIMS.get(node.op)
-        if prim is None or node.op in ("const", "var") or v is None or not np.any(np.isinf(v)):
+        if prim is None or node.op in ("const", "var") or v is None:
+            continue
+        with np.errstate(all="ignore"):
+            hit = np.any((np.abs(v) < TINY_NORMAL) & (v != 0) | (v == 0)) if under else np.any(np.isinf(v))
+        if not hit:
             continue
         args = [vals[a.id] for a in node.args]
         if not all(np.all(np.isfinite(a)) for a in args):
             continue
+        if under and not all(np.all(a != 0) for a in args):
+            continue   # 0 * x, 0 / x: an exact zero, not an underflow
         try:
-            with np.errstate(all="ignore", over="raise"):
+            with np.errstate(all="ignore", **({"under": "raise"} if under else {"over": "raise"})):
                 prim.impl(*args, **node.p) if node.p else prim.impl(*args)
         except FloatingPointError:
             out.append(to_text(node))
+    return out
+
+
+TINY_NORMAL = 2.0 ** -1022
+
+
+def find_underflows(prob, x):
+    """Sub-expressions of f that underflow at a point: 0 or subnormal (fewer than 53 bits)
+    from nonzero arguments with the underflow flag raised (b*b at 7e-287, whose b*b/b then
+    is 0, not b).  What is computed through one may have lost digits or be 0."""
+    return find_overflows(prob, x, under=True)
+
+
+# ops whose value is exactly one of their argument's entries (or its negation): an argument
+# made by these alone is exactly what the user typed
+_EXACT_OPS = {"var", "const", "neg", "broadcast", "reshape", "transpose", "getitem", "stack", "concat",
+              "max", "min", "abs", "relu"}
+LOST_TURNS = 1e-8   # the rounding of a periodic function's computed argument, in periods, from which it warns
+
+
+def _doubling(node):
+    """x + x, or x times or over a constant power of two: exact (barring overflow)."""
+    a, b = node.args
+    if node.op == "add":
+        return a is b
+    c = b if b.op == "const" else a if node.op == "mul" and a.op == "const" else None
+    if c is None or np.ndim(c.value):
+        return False
+    m, _ = np.frexp(abs(float(c.value)))
+    return m == 0.5
+
+
+def find_lost_turns(prob, x):
+    """(text, |argument|, digits left) for each periodic record (sin, cos, tan) whose argument
+    is computed (not a variable's or a constant's own entries) and so large that its
+    rounding, about eps |argument| radians, is beyond LOST_TURNS of a period: sin(b**3) at
+    b = 2.9e28 is sin of a number known to within 5e69, a noise, and so is every derivative
+    of it (all engines: the formulas are the same)."""
+    nodes = prob.graph.nodes
+    periodic = [i for i in needed(prob.graph, [prob.output])
+                if nodes[i].op in PRIMS and PRIMS[nodes[i].op].period is not None]
+    if not periodic:
+        return []
+    exact = {}
+
+    def made_exactly(node):
+        hit = exact.get(node.id)
+        if hit is None:
+            hit = exact[node.id] = all(made_exactly(a) for a in node.args) and (
+                node.op in _EXACT_OPS or node.op in ("mul", "div", "add") and _doubling(node))
+        return hit
+
+    vals = None
+    out = []
+    for i in periodic:
+        arg = nodes[i].args[0]
+        if made_exactly(arg):
+            continue
+        vals = prob.evaluate(x) if vals is None else vals
+        with np.errstate(all="ignore"):
+            big = float(np.max(np.abs(np.real(vals[arg.id])), initial=0.0))
+        turns = EPS * big / PRIMS[nodes[i].op].period
+        if np.isfinite(big) and turns > LOST_TURNS:
+            out.append((to_text(nodes[i]), big, max(0.0, -np.log10(turns * 2 * np.pi))))
     return out
 
 
