@@ -277,8 +277,12 @@ def _print_logsumexp(p, node, E):
         return [x[0]]
     m = _chooser(p, x, ">")
     m = _op2(p, "(ADC_ISFINITE({0}) ? ({0}) : {1})", lambda a, b: np.where(np.isfinite(a), a, b), m, 0.0)
-    e = [_call(p, "exp", np.exp, _op2(p, "({0} - {1})", np.subtract, v, m)) for v in x]
-    return [_add(p, m, _call(p, "log", np.log, _pairwise(p, e)))]
+    # primitives._lse: log1p of the other terms, each maximum counted as exactly 1
+    e = [_op2(p, "(({0}) == ({1}) ? 0.0 : exp(({0}) - ({1})))",
+              lambda a, b: np.where(a == b, 0.0, np.exp(a - b)), v, m) for v in x]
+    tied = [_op2(p, "(({0}) == ({1}) ? 1.0 : 0.0)", lambda a, b: np.where(a == b, 1.0, 0.0), v, m) for v in x]
+    rest = _add(p, _pairwise(p, e), _add(p, _pairwise(p, tied), -1.0))
+    return [_add(p, m, _call(p, "log1p", np.log1p, rest))]
 
 
 def _print_norm(p, node, E):

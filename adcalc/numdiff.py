@@ -565,7 +565,9 @@ def second_derivatives(f, x, method="auto", v=None, limit=None):
         vmax = float(np.max(np.abs(v)))
         if vmax != 1.0:  # H (v / vmax) vmax: the step along v stays below the scales
             e = second_derivatives(f, x, method, v / vmax, limit)
-            return Estimate(e.value * vmax, e.error * vmax, e.status, e.lo * vmax, e.hi * vmax, e.method)
+            # the error floor again after scaling: TINY * 0.5 rounds to an estimate of 0
+            err = np.where(e.error == 0, 0.0, np.maximum(e.error * vmax, TINY))
+            return Estimate(e.value * vmax, err, e.status, e.lo * vmax, e.hi * vmax, e.method)
     if cplx:
         dirs = np.diag(s) if v is None else (np.min(s[v != 0] / np.abs(v[v != 0])) * v)[None]
         quot = _hess_complex(f, x, s, dirs, ecnoise(f, x, s, dirs))
