@@ -161,14 +161,15 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
     names = list(ENGINES) if engine == "all" else [engine]
     results = run_engines_on(command, prob, names, vector, options, strict=engine != "all")
     x = prob.x0()
-    kinks = V.find_kinks(prob, x)
+    vals = prob.evaluate(x)   # every node once, for the checks of the point below
+    kinks = V.find_kinks(prob, x, vals)
     warnings = []
-    overflows = V.find_overflows(prob, x)
+    overflows = V.find_overflows(prob, x, vals=vals)
     if overflows:
         results = through_overflow(results)
         warnings.append(overflow_note(overflows))
-    warnings += [lost_turns_note(*lost) for lost in V.find_lost_turns(prob, x)]
-    underflows = V.find_underflows(prob, x)
+    warnings += [lost_turns_note(*lost) for lost in V.find_lost_turns(prob, x, vals)]
+    underflows = V.find_underflows(prob, x, vals)
     if underflows:
         warnings.append(f"may be inexact: {listed(underflows, 3)} underflow{'s' if len(underflows) == 1 else ''} "
                         f"below 2.2e-308 at this point (to 0 or to a number with fewer digits), and the value "

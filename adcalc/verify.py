@@ -91,7 +91,7 @@ def component_labels(prob, quantity):
     return QUANTITIES[quantity].labels(prob.inputs, component_names("f", prob.out_shape))
 
 
-def find_kinks(prob, x):
+def find_kinks(prob, x, vals=None):
     """Sub-expressions at a point where they are not differentiable, with the convention
     the rules follow there (each record's kink predicate and text)."""
     nodes = prob.graph.nodes
@@ -99,7 +99,7 @@ def find_kinks(prob, x):
              if nodes[i].op in PRIMS and PRIMS[nodes[i].op].kink is not None]
     if not kinky:   # smooth records only: nothing to evaluate
         return []
-    vals = prob.evaluate(x)
+    vals = prob.evaluate(x) if vals is None else vals
     out = []
     with np.errstate(all="ignore"):
         for i in kinky:
@@ -110,13 +110,13 @@ def find_kinks(prob, x):
     return out
 
 
-def find_overflows(prob, x, under=False):
+def find_overflows(prob, x, under=False, vals=None):
     """Sub-expressions of f that overflow at a point: infinite although every argument is
     finite, with the floating-point overflow flag raised (exp(1000), (1e200)**2; not
     log(0) or 1/0, which are singular).  Whatever is computed through one (its value,
     every derivative) has lost its digits: cbrt(c**2) at 1e186 is inf and its slope 0."""
     nodes = prob.graph.nodes
-    vals = prob.evaluate(x)
+    vals = prob.evaluate(x) if vals is None else vals
     out = []
     for i in needed(prob.graph, [prob.output]):
         node, v = nodes[i], vals[i]
@@ -143,11 +143,11 @@ def find_overflows(prob, x, under=False):
 TINY_NORMAL = 2.0 ** -1022
 
 
-def find_underflows(prob, x):
+def find_underflows(prob, x, vals=None):
     """Sub-expressions of f that underflow at a point: 0 or subnormal (fewer than 53 bits)
     from nonzero arguments with the underflow flag raised (b*b at 7e-287, whose b*b/b then
     is 0, not b).  What is computed through one may have lost digits or be 0."""
-    return find_overflows(prob, x, under=True)
+    return find_overflows(prob, x, under=True, vals=vals)
 
 
 # ops whose value is exactly one of their argument's entries (or its negation): an argument
@@ -169,7 +169,7 @@ def _doubling(node):
     return m == 0.5
 
 
-def find_lost_turns(prob, x):
+def find_lost_turns(prob, x, vals=None):
     """(text, |argument|, digits left) for each periodic record (sin, cos, tan) whose argument
     is computed (not a variable's or a constant's own entries) and so large that its
     rounding, about eps |argument| radians, is beyond LOST_TURNS of a period: sin(b**3) at
@@ -189,7 +189,6 @@ def find_lost_turns(prob, x):
                 node.op in _EXACT_OPS or node.op in ("mul", "div", "add") and _doubling(node))
         return hit
 
-    vals = None
     out = []
     for i in periodic:
         arg = nodes[i].args[0]
