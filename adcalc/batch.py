@@ -31,6 +31,7 @@ import numpy as np
 
 from adcalc.engines.base import batch as compute_batch
 from adcalc.errors import AdcalcError, InputError
+from adcalc.evaluate import overflow_rows
 from adcalc.points import listed, natural_key
 from adcalc.quantities import QUANTITIES
 
@@ -393,7 +394,7 @@ def run(prob, engine, quantity, source, out=None, vector=None, progress=None):
     if sink is None or isinstance(sink, tuple):
         kind, fh = ("jsonl", sys.stdout) if sink is None else sink
         sink = _TextWriter(fh, kind, QUANTITIES[quantity].key, prob.inputs, labels, prob.wrt, prob.shapes, errors)
-    done, bad_domain = 0, {}
+    done, bad_domain, overflowed = 0, {}, []
     # an engine that reports the points outside the domain itself (compiled, gpu) needs no
     # separate evaluation of f, unless the output keeps f's values (.npz)
     own_domain = getattr(engine, "on_domain", None) == "nan" and not getattr(sink, "wants_values", False)
@@ -427,6 +428,10 @@ def run(prob, engine, quantity, source, out=None, vector=None, progress=None):
                         r = compute_batch(engine, prob, quantity, X[ok_rows], vector)
                     res[ok_rows] = r.value
                     values[ok_rows] = np.reshape(vals[prob.output.id], (len(rows),) + prob.out_shape)[inside]
+                    if engine.name != "symbolic":   # derivatives through an overflow: null, counted
+                        over = rows[overflow_rows(prob, vals, len(rows)) & inside]
+                        res[over] = np.where(np.isinf(res[over]), res[over], np.nan)
+                        overflowed.extend((done + over).tolist())
             sink.write(res, values, X)
             done += B
             if progress is not None:
@@ -445,6 +450,11 @@ def run(prob, engine, quantity, source, out=None, vector=None, progress=None):
             "unreadable" if not bad_domain else "unreadable or outside the domain"
         warnings.append(f"{len(errors)} of {done} rows {kinds} (null): rows {', '.join(map(str, first))}"
                         f"{' ...' if len(errors) > FIRST_BAD else ''}; first: {errors[first[0]]}")
+    if overflowed:
+        first = overflowed[:FIRST_BAD]
+        warnings.append(f"{len(overflowed)} of {done} rows overflow float64 inside f (derivatives null): rows "
+                        f"{', '.join(map(str, first))}{' ...' if len(overflowed) > FIRST_BAD else ''}; "
+                        f"what is computed through an overflow has lost its digits")
     return done, source.total, warnings
 
 

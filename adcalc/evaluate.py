@@ -169,3 +169,30 @@ def _record(bad, ok, node, message):
         if int(r) not in bad:
             text = text or f"{message} in '{to_text(node)}'"
             bad[int(r)] = text
+
+
+def overflow_rows(prob, vals, count):
+    """(count,) bool: the points (rows of a batch whose every node value is in `vals`, as
+    Problem.values returns them) where a sub-expression of f is infinite from finite
+    arguments, i.e. overflows (inside the domain nothing else makes an inf of finite
+    numbers): what is computed through it there has lost its digits."""
+    nodes = prob.graph.nodes
+    out = np.zeros(count, bool)
+
+    def rows(a, test):
+        a = np.asarray(a)
+        if a.ndim == 0 or a.shape[0] != count:   # a constant: the same for every row
+            return np.full(count, bool(test(a).all()))
+        return test(a.reshape(count, -1)).all(axis=1)
+    with np.errstate(all="ignore"):
+        for i in needed(prob.graph, [prob.output]):
+            node, v = nodes[i], vals[i]
+            if node.op in ("const", "var") or node.op not in PRIMS or v is None:
+                continue
+            hit = ~rows(v, lambda a: ~np.isinf(a))
+            for a in node.args:
+                if not hit.any():
+                    break
+                hit &= rows(vals[a.id], np.isfinite)
+            out |= hit
+    return out

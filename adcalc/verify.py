@@ -141,6 +141,7 @@ def find_overflows(prob, x, under=False, vals=None):
 
 
 TINY_NORMAL = 2.0 ** -1022
+TINY_NORMAL = 2.0 ** -1022
 
 
 def find_underflows(prob, x, vals=None):

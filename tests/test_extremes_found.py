@@ -85,3 +85,16 @@ def test_numeric_flags_a_function_it_cannot_resolve():
     obj = json.loads(out.stdout)
     assert obj["gradient"] == [None] and obj["status"] == ["not finite"]
     assert any("varies faster than the difference steps" in w for w in obj["warnings"])
+
+
+def test_batch_rows_that_overflow_inside_f_are_null_and_counted(tmp_path):
+    """The same in batch mode: each row whose evaluation overflows is null and named; the
+    other rows keep their answers."""
+    pts = tmp_path / "pts.csv"
+    pts.write_text("c\n2e186\n3\n1e200\n")
+    out = run(["grad", "cbrt(c**2)", "--points", str(pts)])
+    assert out.rc == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["gradient"][0] is None for r in rows] == [True, False, True]
+    assert rows[1]["gradient"][0] == pytest.approx(2 / (3 * 3 ** (1 / 3)), rel=1e-15)
+    assert "2 of 3 rows overflow float64 inside f" in out.stderr and "rows 0, 2" in out.stderr
