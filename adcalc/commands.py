@@ -22,8 +22,8 @@ KINK_ANSWER_ORDER = ("forward", "reverse", "gpu", "compiled", "symbolic", "numer
 NOTES = {"kink": "kink: one-sided slopes {lo} and {hi} differ: not differentiable here (shown: their midpoint)",
          "jump": "kink: f jumps here, no derivative", "infinite": "not finite: the slope grows without bound",
          "undefined": "not finite: no difference step fits inside the domain",
-         "unresolved": "not finite: f varies faster than the difference steps can follow here "
-                       "(the quotients grow as the step shrinks); no derivative resolved"}
+         "unresolved": "not finite: f varies faster than the difference steps can follow here; "
+                       "no derivative resolved"}
 WORDS = {"ok": "ok", "kink": "kink", "jump": "kink", "infinite": "not finite", "undefined": "not finite",
          "unresolved": "not finite"}
 

@@ -544,6 +544,33 @@ SHORT_STEPS = 4
 
 
 def second_derivatives(f, x, method="auto", v=None, limit=None):
+    """_second_derivatives, with the components it cannot resolve said: where a coordinate is
+    so large (beyond 2^20) that the finest real step of the ladders (2^-16 of it) is in a
+    regime where f's slope is no longer the complex-step slope (sin(2b) at 8e207, whose
+    steps span periods), every entry in its row and column is unresolved (an HVP: every
+    component, when the vector moves along it).  Complex-analytic functions of at most
+    BIG_N inputs only: the check needs one complex-step gradient."""
+    est = _second_derivatives(f, x, method, v, limit)
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    big = np.abs(x) > 2.0 ** 20
+    if not big.any() or n > BIG_N or method != "auto" or f.complex_reason(x) is not None:
+        return est
+    slope, _ = _complex_jacobian(f, x)
+    coarse = big & ~_near_one(f, x, nominal_scale(x), slope, 2.0 ** -16, 1e-3)[0] & np.isfinite(slope[0])
+    if not coarse.any():
+        return est
+    if v is None:
+        hit = coarse[:, None] | coarse[None, :]
+    else:
+        v = np.asarray(v, dtype=float)
+        hit = coarse | (np.any(coarse & (v != 0)) & np.ones(n, bool))
+    value = np.where(hit, np.nan, est.value)
+    return Estimate(value, np.where(hit, np.inf, est.error), np.where(hit, "unresolved", est.status).astype(object),
+                    np.where(hit, np.nan, est.lo), np.where(hit, np.nan, est.hi), est.method)
+
+
+def _second_derivatives(f, x, method="auto", v=None, limit=None):
     """The Hessian (n, n) of a scalar black box at x, or H v (n,) when v is given: an
     Estimate.  Complex step (differences of complex-step gradients) where allowed and
     finite, else real differences (three points on the diagonal, four off it)."""
@@ -564,7 +591,7 @@ def second_derivatives(f, x, method="auto", v=None, limit=None):
             return Estimate(z, z.copy(), np.full(n, "ok", dtype=object), z, z, "exact")
         vmax = float(np.max(np.abs(v)))
         if vmax != 1.0:  # H (v / vmax) vmax: the step along v stays below the scales
-            e = second_derivatives(f, x, method, v / vmax, limit)
+            e = _second_derivatives(f, x, method, v / vmax, limit)
             # the error floor again after scaling: TINY * 0.5 rounds to an estimate of 0
             err = np.where(e.error == 0, 0.0, np.maximum(e.error * vmax, TINY))
             return Estimate(e.value * vmax, err, e.status, e.lo * vmax, e.hi * vmax, e.method)
