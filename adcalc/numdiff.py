@@ -170,14 +170,15 @@ def complex_quotients(f, P, dirs, floor=0.0):
 
 
 def _complex_valid(f, x):
-    """Whether complex step is sound at x: the complex-step gradient is finite and steady
-    under a far smaller step (see _complex_jacobian)."""
-    val, _ = _complex_jacobian(f, x)
-    return bool(np.all(np.isfinite(val)))
+    """Whether complex step (at steps of 2^-66 |x_j|, as second derivatives take it) is sound
+    at x: the complex-step gradient is finite and steady under a far smaller step, and
+    every component took that scale (see _complex_jacobian)."""
+    val, _, used = _complex_jacobian(f, x, with_scales=True)
+    return bool(np.all(np.isfinite(val)) and np.all(used == nominal_scale(x)[None, :]))
 
 
 # ---- first derivatives ------------------------------------------------------------------------
-def _complex_jacobian(f, x):
+def _complex_jacobian(f, x, with_scales=False):
     """Complex-step Jacobian (m, n) and its error.  Per component, candidate steps: 2^-66
     |x_j| (no truncation error for a function whose scale is x_j's); 2^-66 itself where
     |x_j| > 1 (cos at 2e32 varies on a scale of 1, not of x_j: a step of 2^-66 |x_j|
@@ -228,7 +229,7 @@ def _complex_jacobian(f, x):
             first = ~tight & sharp1 & ~sharp3          # the small step underflowed (log at 1e300)
             val = np.where(g3, np.where(tight, np.where(e1 < e3, v1, v3), np.where(first, v1, v3)), val)
             err = np.where(g3, np.where(tight, np.maximum(e1, e3), np.where(first, e1, np.maximum(e3, gap))), err)
-        used = np.where(g3, s3[None, :], used)
+        used = np.where(g3 & ~tight & ~first, s3[None, :], used)   # where 2^-66 |x_j| agreed, it holds
         done |= g3
         good_at = good_at[:1] + good_at[2:]
     for pick in (1, 0):   # the first candidate whose error is small beside its value, else the first
@@ -237,7 +238,7 @@ def _complex_jacobian(f, x):
             val, err = np.where(take, cand[2], val), np.where(take, cand[3], err)
             used = np.where(take, cand[4][None, :], used)
             done |= take
-    return val, err
+    return (val, err, used) if with_scales else (val, err)
 
 
 def _near_difference(f, x, s, val, ts=(2.0 ** -26, 2.0 ** -38), rel=1e-3):
@@ -245,16 +246,18 @@ def _near_difference(f, x, s, val, ts=(2.0 ** -26, 2.0 ** -38), rel=1e-3):
     small step (t s_j for one t of ts: the second for an f whose own scale is far below
     x_j's, log(x1 - x2) at 1.0000001, 1): a cheap guard against a complex step whose
     imaginary parts grew too large to be linear somewhere inside f (it agrees with itself,
-    not with f).  Where a difference point leaves the domain the check passes."""
+    not with f).  Where a difference point leaves the domain the check passes; a smaller
+    step passes only where its difference is resolved (far above its rounding), else a
+    value rounded to f's last digits would pass anything (logsumexp(exp(v)) at v0 = 45)."""
     ok = np.zeros(np.shape(val), bool)
-    for t in ts:
-        ok |= _near_one(f, x, s, val, t, rel)
+    for k, t in enumerate(ts):
+        ok |= _near_one(f, x, s, val, t, rel, resolved=k > 0)
         if ok.all():
             break
     return ok
 
 
-def _near_one(f, x, s, val, t, rel):
+def _near_one(f, x, s, val, t, rel, resolved=False):
     n = len(x)
     P = np.repeat(x[None], 2 * n, axis=0)
     idx = np.arange(n)
@@ -266,6 +269,8 @@ def _near_one(f, x, s, val, t, rel):
         D = ((F[:n] - F[n:]) / step[:, None]).T
         noise = ((N[:n] + N[n:]) / step[:, None]).T
         ok = np.abs(val - D) <= rel * (np.abs(val) + np.abs(D)) + 4 * noise
+        if resolved:
+            return ok & (40 * noise <= np.abs(D)) & np.isfinite(D) & np.isfinite(val)
     return ok | ~np.isfinite(D) | ~np.isfinite(val)
 
 

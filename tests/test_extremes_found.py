@@ -98,3 +98,17 @@ def test_batch_rows_that_overflow_inside_f_are_null_and_counted(tmp_path):
     assert [r["gradient"][0] is None for r in rows] == [True, False, True]
     assert rows[1]["gradient"][0] == pytest.approx(2 / (3 * 3 ** (1 / 3)), rel=1e-15)
     assert "2 of 3 rows overflow float64 inside f" in out.stderr and "rows 0, 2" in out.stderr
+
+
+def test_numeric_hessian_keeps_real_differences_where_the_complex_step_changed_scale():
+    """logsumexp(exp(v)) at v0 = 45: the complex step at 2^-66 |v0| is garbage (exp(45 + ih)
+    has an imaginary part near 21 inside the next exp), so the Hessian must not difference
+    complex-step gradients at that scale; found when the gradient's own complex step
+    learnt other scales (the reference: 4.624351810348064e19)."""
+    point = [45.28045297891552, 3.59562448067277, 2.175058909841643]
+    case = extremes.case("logsumexp(exp(v))", {"v": point})
+    right = float(mpref.reference(case).flat("hessian")[0].value)
+    out = run(["hessian", "logsumexp(exp(v))", f"--at=v={point}".replace(" ", ""), "--engine", "numeric", "--json"])
+    obj = json.loads(out.stdout)
+    got, est = obj["hessian"][0][0], obj["error_estimate"][0][0]
+    assert abs(got - right) <= est and est <= 1e-6 * abs(right), (got, est, right)
