@@ -31,7 +31,7 @@ import numpy as np
 
 from adcalc.engines.base import batch as compute_batch
 from adcalc.errors import AdcalcError, InputError
-from adcalc.evaluate import overflow_rows
+from adcalc.evaluate import overflow_rows, through_overflow
 from adcalc.points import listed, natural_key
 from adcalc.quantities import QUANTITIES
 
@@ -430,7 +430,7 @@ def run(prob, engine, quantity, source, out=None, vector=None, progress=None):
                     values[ok_rows] = np.reshape(vals[prob.output.id], (len(rows),) + prob.out_shape)[inside]
                     if engine.name != "symbolic":   # derivatives through an overflow: null, counted
                         over = rows[overflow_rows(prob, vals, len(rows)) & inside]
-                        res[over] = np.where(np.isinf(res[over]), res[over], np.nan)
+                        res[over] = through_overflow(res[over])
                         overflowed.extend((done + over).tolist())
             sink.write(res, values, X)
             done += B
@@ -445,17 +445,19 @@ def run(prob, engine, quantity, source, out=None, vector=None, progress=None):
     sink.close()
     warnings = []
     if errors:
-        first = sorted(errors)[:FIRST_BAD]
         kinds = "outside the domain" if len(bad_domain) == len(errors) else \
             "unreadable" if not bad_domain else "unreadable or outside the domain"
-        warnings.append(f"{len(errors)} of {done} rows {kinds} (null): rows {', '.join(map(str, first))}"
-                        f"{' ...' if len(errors) > FIRST_BAD else ''}; first: {errors[first[0]]}")
+        warnings.append(f"{len(errors)} of {done} rows {kinds} (null): rows {_first_rows(sorted(errors))}; "
+                        f"first: {errors[min(errors)]}")
     if overflowed:
-        first = overflowed[:FIRST_BAD]
         warnings.append(f"{len(overflowed)} of {done} rows overflow float64 inside f (derivatives null): rows "
-                        f"{', '.join(map(str, first))}{' ...' if len(overflowed) > FIRST_BAD else ''}; "
-                        f"what is computed through an overflow has lost its digits")
+                        f"{_first_rows(overflowed)}; what is computed through an overflow has lost its digits")
     return done, source.total, warnings
+
+
+def _first_rows(rows):
+    """The first FIRST_BAD row numbers, and ' ...' when there are more."""
+    return ", ".join(map(str, rows[:FIRST_BAD])) + (" ..." if len(rows) > FIRST_BAD else "")
 
 
 class InterruptedRun(AdcalcError):

@@ -12,6 +12,7 @@ from adcalc.engines import ENGINES, availability, get_engine
 from adcalc.engines.base import Result, compute
 from adcalc.envelope import emit, envelope, finite, output_names
 from adcalc.errors import AdcalcError, EngineUnavailable, InputError
+from adcalc.evaluate import through_overflow
 from adcalc.points import listed, parse_flat
 from adcalc.problem import Problem
 from adcalc.quantities import QUANTITIES
@@ -114,7 +115,13 @@ def lost_turns_note(text, size, digits):
             f"rounding error near {fmt(size * 2.0 ** -53, 2)}: its value and every derivative keep {left}")
 
 
-def through_overflow(results):
+def underflow_note(underflows):
+    return (f"may be inexact: {listed(underflows, 3)} underflow{'s' if len(underflows) == 1 else ''} below "
+            f"2.2e-308 at this point (to 0 or to a number with fewer digits), and the value and derivatives "
+            f"computed through it may have lost theirs")
+
+
+def nulled_through_overflow(results):
     """Every engine's answer nulled where f's evaluation overflows on the way (but SymPy's,
     whose formulas are not f's intermediates)."""
     out = {}
@@ -122,8 +129,7 @@ def through_overflow(results):
         if isinstance(r, tuple) or name == "symbolic":
             out[name] = r
             continue
-        nan = np.where(np.isinf(r.value), r.value, np.nan)   # an infinity is the overflow itself
-        out[name] = Result(nan, None if r.error is None else np.full(r.value.shape, np.nan),
+        out[name] = Result(through_overflow(r.value), None if r.error is None else np.full(r.value.shape, np.nan),
                            dict(r.info, status=np.full(r.value.shape, "undefined", dtype=object))
                            if "status" in r.info else r.info)
     return out
@@ -164,16 +170,14 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
     vals = prob.evaluate(x)   # every node once, for the checks of the point below
     kinks = V.find_kinks(prob, x, vals)
     warnings = []
-    overflows = V.find_overflows(prob, x, vals=vals)
+    overflows = V.find_overflows(prob, x, vals)
     if overflows:
-        results = through_overflow(results)
+        results = nulled_through_overflow(results)
         warnings.append(overflow_note(overflows))
     warnings += [lost_turns_note(*lost) for lost in V.find_lost_turns(prob, x, vals)]
     underflows = V.find_underflows(prob, x, vals)
     if underflows:
-        warnings.append(f"may be inexact: {listed(underflows, 3)} underflow{'s' if len(underflows) == 1 else ''} "
-                        f"below 2.2e-308 at this point (to 0 or to a number with fewer digits), and the value "
-                        f"and derivatives computed through it may have lost theirs")
+        warnings.append(underflow_note(underflows))
     obj = envelope(command, prob, engine, warnings)
     if command in ("jacobian", "jvp", "vjp"):
         obj["outputs"] = output_names(prob)

@@ -171,17 +171,18 @@ def _record(bad, ok, node, message):
             bad[int(r)] = text
 
 
-def overflow_rows(prob, vals, count):
-    """(count,) bool: the points (rows of a batch whose every node value is in `vals`, as
-    Problem.values returns them) where a sub-expression of f is infinite from finite
-    arguments, i.e. overflows (inside the domain nothing else makes an inf of finite
-    numbers): what is computed through it there has lost its digits."""
+def overflows(prob, vals, count):
+    """[(node, (count,) bool rows)] for each sub-expression of f that is infinite from finite
+    arguments at some of `count` points (rows of a batch, `vals` as Problem.values returns
+    them; count = 1 also takes Problem.evaluate's values at one point).  Inside the domain
+    nothing else makes an inf of finite numbers, so that is an overflow, and what is
+    computed through it there has lost its digits: cbrt(c**2) at 2e186 is inf, its slope 0."""
     nodes = prob.graph.nodes
-    out = np.zeros(count, bool)
+    out = []
 
     def rows(a, test):
         a = np.asarray(a)
-        if a.ndim == 0 or a.shape[0] != count:   # a constant: the same for every row
+        if a.ndim == 0 or a.shape[0] != count:   # a constant (or one point): one answer for all
             return np.full(count, bool(test(a).all()))
         return test(a.reshape(count, -1)).all(axis=1)
     with np.errstate(all="ignore"):
@@ -194,5 +195,20 @@ def overflow_rows(prob, vals, count):
                 if not hit.any():
                     break
                 hit &= rows(vals[a.id], np.isfinite)
-            out |= hit
+            if hit.any():
+                out.append((node, hit))
     return out
+
+
+def overflow_rows(prob, vals, count):
+    """(count,) bool: the points where some sub-expression of f overflows (`overflows`)."""
+    out = np.zeros(count, bool)
+    for _, hit in overflows(prob, vals, count):
+        out |= hit
+    return out
+
+
+def through_overflow(a):
+    """A derivative computed through an overflow: NaN, but an infinity, which is the
+    overflow itself, stays."""
+    return np.where(np.isinf(a), a, np.nan)

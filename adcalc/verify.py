@@ -28,7 +28,7 @@ from adcalc.core import PRIMS
 from adcalc.engines import ENGINES, engine_class
 from adcalc.engines.base import compute
 from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
-from adcalc.evaluate import needed
+from adcalc.evaluate import needed, overflows
 from adcalc.graph import to_text
 from adcalc.points import component_names
 from adcalc.quantities import NAMES, QUANTITIES
@@ -110,45 +110,36 @@ def find_kinks(prob, x, vals=None):
     return out
 
 
-def find_overflows(prob, x, under=False, vals=None):
-    """Sub-expressions of f that overflow at a point: infinite although every argument is
-    finite, with the floating-point overflow flag raised (exp(1000), (1e200)**2; not
-    log(0) or 1/0, which are singular).  Whatever is computed through one (its value,
-    every derivative) has lost its digits: cbrt(c**2) at 1e186 is inf and its slope 0."""
+def find_overflows(prob, x, vals=None):
+    """Sub-expressions of f that overflow at a point (evaluate.overflows), as text."""
+    return [to_text(node) for node, _ in overflows(prob, prob.evaluate(x) if vals is None else vals, 1)]
+
+
+TINY_NORMAL = 2.0 ** -1022
+
+
+def find_underflows(prob, x, vals=None):
+    """Sub-expressions of f that underflow at a point: 0 or subnormal (fewer than 53 bits)
+    from finite nonzero arguments, with the underflow flag raised when the record computes
+    it again (b*b at 7e-287, whose b*b/b then is 0, not b; not x - x, an exact 0).  What
+    is computed through one may have lost digits or be 0."""
     nodes = prob.graph.nodes
     vals = prob.evaluate(x) if vals is None else vals
     out = []
     for i in needed(prob.graph, [prob.output]):
         node, v = nodes[i], vals[i]
         prim = PRIMS.get(node.op)
-        if prim is None or node.op in ("const", "var") or v is None:
-            continue
-        with np.errstate(all="ignore"):
-            hit = np.any((np.abs(v) < TINY_NORMAL) & (v != 0) | (v == 0)) if under else np.any(np.isinf(v))
-        if not hit:
+        if prim is None or node.op in ("const", "var") or v is None or not np.any(np.abs(v) < TINY_NORMAL):
             continue
         args = [vals[a.id] for a in node.args]
-        if not all(np.all(np.isfinite(a)) for a in args):
+        if not all(np.all(np.isfinite(a) & (a != 0)) for a in args):
             continue
-        if under and not all(np.all(a != 0) for a in args):
-            continue   # 0 * x, 0 / x: an exact zero, not an underflow
         try:
-            with np.errstate(all="ignore", **({"under": "raise"} if under else {"over": "raise"})):
+            with np.errstate(all="ignore", under="raise"):
                 prim.impl(*args, **node.p) if node.p else prim.impl(*args)
         except FloatingPointError:
             out.append(to_text(node))
     return out
-
-
-TINY_NORMAL = 2.0 ** -1022
-TINY_NORMAL = 2.0 ** -1022
-
-
-def find_underflows(prob, x, vals=None):
-    """Sub-expressions of f that underflow at a point: 0 or subnormal (fewer than 53 bits)
-    from nonzero arguments with the underflow flag raised (b*b at 7e-287, whose b*b/b then
-    is 0, not b).  What is computed through one may have lost digits or be 0."""
-    return find_overflows(prob, x, under=True, vals=vals)
 
 
 # ops whose value is exactly one of their argument's entries (or its negation): an argument
@@ -186,8 +177,8 @@ def find_lost_turns(prob, x, vals=None):
     def made_exactly(node):
         hit = exact.get(node.id)
         if hit is None:
-            hit = exact[node.id] = all(made_exactly(a) for a in node.args) and (
-                node.op in _EXACT_OPS or node.op in ("mul", "div", "add") and _doubling(node))
+            hit = exact[node.id] = (node.op in _EXACT_OPS or node.op in ("mul", "div", "add") and _doubling(node)) \
+                and all(made_exactly(a) for a in node.args)
         return hit
 
     out = []
