@@ -193,52 +193,65 @@ def _complex_jacobian(f, x, with_scales=False):
     s1 = nominal_scale(x)
     val, err = np.full((m, n), np.nan), np.full((m, n), np.inf)
     used = np.broadcast_to(s1, (m, n)).copy()
-    good_at, seen = [], []
-    for s in (s1, np.minimum(s1, 1.0), typical_scale(x)):
-        fresh = np.all([s != t for t in seen], axis=0) if seen else np.ones(n, bool)
-        seen.append(s)
-        if not fresh.any():
-            continue
-        dirs = np.concatenate([np.diag(s), np.diag(s * CHECK)])
-        out, noise = complex_quotients(f, x[None], dirs, ecnoise(f, x, s, dirs))  # noise at its own scale
-        v, e = out[0, :n].T / s, noise[0, :n].T / s
-        vc, ec = out[0, n:].T / (s * CHECK), noise[0, n:].T / (s * CHECK)
-        with np.errstate(invalid="ignore", over="ignore"):
-            e = np.maximum(e, 4 * EPS * np.abs(v) + TINY)
-            ec = np.maximum(ec, 4 * EPS * np.abs(vc) + TINY)
-            # a far smaller step must give the same: where an intermediate's imaginary part is
-            # not small (exp(x - max) inside logsumexp of e^84) complex step returns garbage
-            good = np.isfinite(v) & np.isfinite(e) & (np.abs(v - vc) <= e + ec)
-        good &= _near_difference(f, x, s, v)
-        with np.errstate(invalid="ignore", over="ignore"):
-            sharp = good & (e <= 1e-8 * np.abs(v))   # a valid complex step keeps ~15 digits
-        good &= fresh[None, :]
-        sharp &= fresh[None, :]
-        good_at.append((good, sharp, v, e, s))
+    steps = {}   # role -> _Step, each only where its scale differs from the earlier roles'
+    for role, s in (("x", s1), ("one", np.minimum(s1, 1.0)), ("typical", typical_scale(x))):
+        fresh = np.all([s != c.scale for c in steps.values()], axis=0) if steps else np.ones(n, bool)
+        if fresh.any():
+            steps[role] = _complex_step(f, x, s, fresh)
     done = np.zeros((m, n), bool)
-    if len(good_at) > 1 and np.any(good_at[1][4] != s1):
+    one = steps.pop("one", None)
+    if one is not None:
         # |x_j| > 1: the step of 2^-66 sees the slope at x itself; where the step of 2^-66 |x_j|
         # sees another (b + tan b at 5e120: 1, the mean slope over many periods) the gap is
         # the error.  Where they agree the gap also bounds what the small step's noise
         # estimate cannot see (its stencil is below an ulp of x_j)
-        g1, sharp1, v1, e1, _ = good_at[0]
-        g3, sharp3, v3, e3, s3 = good_at[1]
+        near = steps["x"]
+        g3 = one.good
         with np.errstate(invalid="ignore", over="ignore"):
-            gap = np.where(g1, np.abs(v1 - v3), 0.0)
-            tight = g1 & (gap <= 1e-6 * np.abs(v3))    # the same slope: the larger noise holds
-            first = ~tight & sharp1 & ~sharp3          # the small step underflowed (log at 1e300)
-            val = np.where(g3, np.where(tight, np.where(e1 < e3, v1, v3), np.where(first, v1, v3)), val)
-            err = np.where(g3, np.where(tight, np.maximum(e1, e3), np.where(first, e1, np.maximum(e3, gap))), err)
-        used = np.where(g3 & ~tight & ~first, s3[None, :], used)   # where 2^-66 |x_j| agreed, it holds
+            gap = np.where(near.good, np.abs(near.value - one.value), 0.0)
+            tight = near.good & (gap <= 1e-6 * np.abs(one.value))    # the same slope: the larger noise holds
+            first = ~tight & near.sharp & ~one.sharp                   # the small step underflowed (log at 1e300)
+            pick = np.where(tight, near.error < one.error, first)
+            val = np.where(g3, np.where(pick, near.value, one.value), val)
+            err = np.where(g3, np.where(tight, np.maximum(near.error, one.error),
+                                        np.where(first, near.error, np.maximum(one.error, gap))), err)
+        used = np.where(g3 & ~tight & ~first, one.scale[None, :], used)   # where 2^-66 |x_j| agreed, it holds
         done |= g3
-        good_at = good_at[:1] + good_at[2:]
-    for pick in (1, 0):   # the first candidate whose error is small beside its value, else the first
-        for cand in good_at:
-            take = cand[pick] & ~done
-            val, err = np.where(take, cand[2], val), np.where(take, cand[3], err)
-            used = np.where(take, cand[4][None, :], used)
+    for sharp in (True, False):   # the first step whose error is small beside its value, else the first
+        for c in steps.values():
+            take = (c.sharp if sharp else c.good) & ~done
+            val, err = np.where(take, c.value, val), np.where(take, c.error, err)
+            used = np.where(take, c.scale[None, :], used)
             done |= take
     return (val, err, used) if with_scales else (val, err)
+
+
+class _Step(NamedTuple):
+    good: np.ndarray     # (m, n) finite, steady under a 2^-20 smaller step, near a real difference
+    sharp: np.ndarray    # good, and an error below 1e-8 of the value
+    value: np.ndarray
+    error: np.ndarray
+    scale: np.ndarray    # (n,) the step is 2^-66 times this
+
+
+def _complex_step(f, x, s, where):
+    """One candidate of _complex_jacobian: complex-step derivatives at steps 2^-66 s_j, judged
+    (good and sharp only in the columns `where`)."""
+    n = len(x)
+    dirs = np.concatenate([np.diag(s), np.diag(s * CHECK)])
+    out, noise = complex_quotients(f, x[None], dirs, ecnoise(f, x, s, dirs))  # noise at its own scale
+    v, e = out[0, :n].T / s, noise[0, :n].T / s
+    vc, ec = out[0, n:].T / (s * CHECK), noise[0, n:].T / (s * CHECK)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.maximum(e, 4 * EPS * np.abs(v) + TINY)
+        ec = np.maximum(ec, 4 * EPS * np.abs(vc) + TINY)
+        # a far smaller step must give the same: where an intermediate's imaginary part is
+        # not small (exp(x - max) inside logsumexp of e^84) complex step returns garbage
+        good = np.isfinite(v) & np.isfinite(e) & (np.abs(v - vc) <= e + ec)
+    good &= _near_difference(f, x, s, v) & where[None, :]
+    with np.errstate(invalid="ignore", over="ignore"):
+        sharp = good & (e <= 1e-8 * np.abs(v))   # a valid complex step keeps ~15 digits
+    return _Step(good, sharp, v, e, s)
 
 
 def _near_difference(f, x, s, val, ts=(2.0 ** -26, 2.0 ** -38), rel=1e-3):
