@@ -626,9 +626,7 @@ def _second_derivatives(f, x, method="auto", v=None, limit=None):
             else:
                 tau = np.min(s[v != 0] / np.abs(v[v != 0]))
                 H, E = H[0] / tau, E[0] / tau
-            wild = est.wild if v is not None else est.wild | est.wild.T
-            if v is not None:
-                wild = wild[0]
+            wild = est.wild[0] if v is not None else est.wild | est.wild.T
             H = np.where(wild, np.nan, H)
             st = np.where(wild, "unresolved", np.where(np.isfinite(H), "ok", "undefined")).astype(object)
             E = np.where(wild, np.inf, np.maximum(E, 4 * EPS * np.abs(H) + TINY))
