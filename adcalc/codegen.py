@@ -189,13 +189,13 @@ def _structural_map(node):
     if op == "transpose":
         return [(0, np.arange(size), _arange(p["src"]).T.ravel())]
     if op == "getitem":
-        from adcalc.primitives import _full_index
-        idx = _arange(p["src"])[_full_index(p["idx"], p["src"])[1:]]
+        from adcalc.primitives import full_index
+        idx = _arange(p["src"])[full_index(p["idx"], p["src"])[1:]]
         return [(0, np.arange(size), np.ravel(idx))]
     if op == "scatter":
         out = np.full(node.shape, -1, dtype=np.int64)
-        from adcalc.primitives import _full_index
-        out[_full_index(p["idx"], p["shape"])[1:]] = _arange(args[0].shape)
+        from adcalc.primitives import full_index
+        out[full_index(p["idx"], p["shape"])[1:]] = _arange(args[0].shape)
         out = out.ravel()
         pos = np.flatnonzero(out >= 0)
         return [(0, pos, out[pos])]

@@ -1,10 +1,15 @@
 """The numpy interpreter over the graph, batched over points, with a domain check at every
 node that has one.  Values carry a leading axis of points: a variable's value is
 (N,) + its shape, a constant keeps its nominal shape (numpy broadcasts it)."""
+import functools
+import math
+import threading
+import weakref
+
 import numpy as np
 
-from adcalc.arena import ARENA, spare_for
 from adcalc.core import PRIMS
+from adcalc.primitives import full_index
 from adcalc.errors import DomainError
 from adcalc.graph import to_text
 
@@ -67,7 +72,7 @@ def releases(graph, outputs, keep):
     return hit
 
 
-def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
+def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None, watch=False):
     """Values of every node that `outputs` need; `env` maps variable name -> (N,) + shape.
 
     Returns a list indexed by node id (None for nodes not needed).  `check` is a bool
@@ -76,13 +81,16 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
     domain: DomainError naming the sub-expression, or, when `bad` is a dict, the
     message is recorded for each offending point {row: message} and evaluation goes on.
     With `keep` (a frozenset of ids), every other value is released after its last use,
-    so memory follows liveness; only the outputs and `keep` are returned.
+    so memory follows liveness; only the outputs and `keep` are returned (real values:
+    the evaluation runs as a precomputed `Program`).  `watch`: underflow calls the
+    handler of the enclosing np.errstate (adcalc.ad.Underflow) instead of passing unseen.
     """
+    limit = len(graph.nodes) if check is True else (check or -1)
+    if keep is not None and bad is None and dtype is float:
+        return program(graph, outputs, keep, limit).run(env, len(graph.nodes), "call" if watch else "ignore")
     vals = [None] * len(graph.nodes)
     cplx = dtype is complex
-    limit = len(graph.nodes) if check is True else (check or -1)
     free = releases(graph, outputs, keep) if keep is not None else None
-    owned = set() if free is not None and not cplx and _large(graph, outputs, env) else None   # ids whose array no one else sees
     with np.errstate(all="ignore"):
         for k, (i, kind, payload, args, params, prim) in enumerate(plan(graph, outputs)):
             if kind == 0:
@@ -99,39 +107,21 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None):
                         raise DomainError(f"{prim.domain[1]} in '{to_text(payload)}'")
                     _record(bad, ok, payload, prim.domain[1])
             impl = prim.cimpl if cplx and prim.cimpl is not None else prim.impl
-            if owned is None:
-                vals[i] = impl(*a, **params) if params else impl(*a)
-            elif _writes_out(prim):
-                buf = _dead_buffer(a, args, free[k], owned, vals)
-                if buf is None:
-                    buf = spare_for(a)
-                vals[i] = (impl(*a, **params) if params else impl(*a)) if buf is None else impl(*a, out=buf, **(params or {}))
-                owned.add(i)
-            else:   # the result may be a view of an argument: neither is free to overwrite
-                vals[i] = impl(*a, **params) if params else impl(*a)
-                owned.difference_update(args)
+            vals[i] = impl(*a, **params) if params else impl(*a)
             if free is not None:
                 for j in free[k]:
-                    if owned is not None and j in owned:   # ours alone: kept for a later node
-                        owned.discard(j)
-                        ARENA.give(vals[j])
                     vals[j] = None
     return vals
 
 
-def _large(graph, outputs, env):
-    """Whether some value of this evaluation is large enough for in-place writing to pay."""
-    key = ("widest value", tuple(o.id for o in outputs))
-    widest = graph.cache.get(key)
-    if widest is None:
-        nodes = graph.nodes
-        widest = graph.cache[key] = max([1] + [nodes[i].size for i in needed(graph, outputs)])
-    points = max([1] + [np.shape(v)[0] for v in env.values() if np.ndim(v)])
-    return widest * points >= _REUSE_FROM
-
-
 _OUT = {}          # record name -> whether its impl computes a fresh array and takes out=
-_REUSE_FROM = 4096   # entries: below this a new array is cheaper than the checks
+_REUSE_FROM = 4096   # entries: below this a new array is cheaper than writing into a kept one
+HELD_BYTES = 128 << 20   # arrays kept between calls by all programs together, at most
+_HELD = [0]                # bytes the live programs keep now
+
+
+def _forget(held):
+    _HELD[0] -= held[0]
 
 
 def _writes_out(prim):
@@ -144,21 +134,239 @@ def _writes_out(prim):
     return hit
 
 
-def _dead_buffer(a, args, dead, owned, vals):
-    """An argument's array that dies at this step and that nothing else refers to, of the
-    result's shape, to write the result into (numpy's temporary elision, done by liveness):
-    a fresh process then does not fault in new pages for every node."""
-    if not dead:
-        return None
-    for j, v in zip(args, a):
-        if j in owned and j in dead and getattr(v, "size", 0) >= _REUSE_FROM and v.dtype == np.float64:
-            try:
-                if np.broadcast_shapes(*[np.shape(x) for x in a]) == v.shape:
-                    owned.discard(j)
-                    return v
-            except ValueError:
-                return None
-    return None
+def always_inside(node):
+    """Whether node's domain holds whatever its variable arguments are: the predicate answers
+    True itself (not a mask) with NaN in their place (pow with a constant exponent 2)."""
+    dom = PRIMS[node.op].domain
+    if dom is None:
+        return True
+    try:
+        return dom[0](*[a.value if a.op == "const" else np.float64("nan") for a in node.args]) is True
+    except Exception:   # a predicate that needs arrays: checked at run time
+        return False
+
+
+def checked(graph, outputs, limit):
+    """Ids of the nodes (up to `limit`) that `outputs` need whose domain is checked (cached)."""
+    key = ("checked", tuple(o.id for o in outputs), limit)
+    hit = graph.cache.get(key)
+    if hit is None:
+        nodes = graph.nodes
+        hit = graph.cache[key] = frozenset(i for i in needed(graph, outputs) if i <= limit and nodes[i].op in PRIMS
+                                           and not always_inside(nodes[i]))
+    return hit
+
+
+def _rewrite(steps, nodes, hold):
+    """(steps, {id: fused implementation}, value count) from a plan, with two rewrites that
+    leave every value the same:
+    - a uniform constant array that a pointwise step broadcasts against a variable's value
+      is read as one number (no second array streamed through memory);
+    - `add` of a `scatter` used nowhere else (the transpose of an index: the cotangents of
+      x[1:] and x[:-1] meet in x's) adds the slice into the sum's array in place, instead
+      of making a zero-filled array of x's shape for the scatter first."""
+    uses = {}
+    for step in steps:
+        for j in step[3]:
+            uses[j] = uses.get(j, 0) + 1
+    scalars, out, fused = {}, [], {}
+    size = len(nodes)
+    for step in steps:
+        i, kind, payload, args, params, prim = step
+        if kind == 2 and prim.pointwise and _writes_out(prim):
+            node = nodes[i]
+            full = [nodes[j].depends and nodes[j].shape == node.shape for j in args]
+            if any(full):
+                new = []
+                for j, f in zip(args, full):
+                    c = nodes[j]
+                    if not f and c.op == "const" and c.uniform is not None and c.value.ndim:
+                        if c.uniform not in scalars:
+                            scalars[c.uniform] = size + len(scalars)
+                        j = scalars[c.uniform]
+                    new.append(j)
+                args = tuple(new)
+        if kind == 2 and payload.op == "add":
+            parts, inner = [], []
+            for a in payload.args:
+                take = a.op == "scatter" and uses.get(a.id) == 1 and a.id not in hold
+                parts.append(full_index(a.p["idx"], a.p["shape"]) if take else None)
+                inner.append(a.args[0].id if take else a.id)
+            if any(p is not None for p in parts):
+                fused[i] = _scatter_sum(parts, [nodes[j].ndim for j in inner], payload.shape)
+                args = tuple(inner)
+        out.append((i, kind, payload, args, params, prim))
+    if fused:   # the scatters that were folded into a sum are not computed
+        taken = {a.id for i in fused for a in nodes[i].args if a.op == "scatter"} - {j for s in out for j in s[3]}
+        out = [s for s in out if s[0] not in taken]
+    consts = [(j, 0, np.float64(u), (), None, None) for u, j in scalars.items()]
+    return consts + out, fused, size + len(scalars)
+
+
+def _scatter_sum(parts, ndims, shape):
+    """x + scatter(y) (or scatter(x) + scatter(y)) written into one array: parts[k] is the
+    full index of argument k's scatter, or None for an argument added whole."""
+    def scatter_sum(*vals, out=None):
+        if out is None:
+            lead = max((np.shape(v)[:np.ndim(v) - d] for v, d in zip(vals, ndims)), key=len)
+            out = np.empty(lead + shape)
+        dense = [v for v, p in zip(vals, parts) if p is None]
+        if dense:
+            np.copyto(out, dense[0])
+        else:
+            out.fill(0.0)
+        for v, p in zip(vals, parts):
+            if p is not None:
+                out[p] += v
+        return out
+    return scatter_sum
+
+
+def program(graph, outputs, keep, limit):
+    """The `Program` of one evaluation (cached per outputs, keep and domain limit)."""
+    key = ("program", tuple(o.id for o in outputs), keep, limit)
+    hit = graph.cache.get(key)
+    if hit is None:
+        hit = graph.cache[key] = Program(graph, outputs, keep, limit)
+    return hit
+
+
+class Program:
+    """An evaluation with everything that does not depend on the numbers decided once: each
+    step's bound implementation, its domain check (nodes of f only), the values that die
+    after it, and the array it writes into.
+
+    Memory follows liveness.  A pointwise step whose value is used only inside the
+    evaluation writes into a slot: an array of its shape that it shares with values whose
+    lives do not overlap its own (a view's life counts for the array it views).  Slots are
+    kept between calls (within HELD_BYTES over all programs), so a repeated evaluation in a
+    fresh process neither asks the allocator for memory nor faults pages in; the outputs
+    and `keep` are fresh arrays every call, never overwritten later.  A second thread (or a
+    nested call) finding the slots taken runs with fresh arrays."""
+
+    def __init__(self, graph, outputs, keep, limit):
+        nodes = graph.nodes
+        hold = set(keep) | {o.id for o in outputs}
+        steps, fused, self.size = _rewrite(plan(graph, outputs), nodes, hold)
+        last = {}
+        for k, (i, kind, payload, args, params, prim) in enumerate(steps):
+            for j in args:
+                last[j] = k
+        free = [[] for _ in steps]
+        for j, k in last.items():
+            if j not in hold:
+                free[k].append(j)
+        # the step after which each value's array is no longer read, views counted
+        end = {}
+        for k, (i, kind, payload, args, params, prim) in enumerate(steps):
+            for j in args:
+                end[j] = k
+        bound = dict(fused)   # implementations specialised to their node (the record's impl.bind)
+        for i, kind, payload, args, params, prim in steps:
+            if i in fused:
+                continue
+            bind = getattr(prim.impl, "bind", None) if kind == 2 else None
+            f = bind(payload) if bind is not None else None
+            if f is not None:
+                bound[i] = f
+        escape = set(keep) | {o.id for o in outputs}
+        slotted = {}
+        for k in range(len(steps) - 1, -1, -1):
+            i, kind, payload, args, params, prim = steps[k]
+            if kind != 2:
+                continue
+            if (_writes_out(prim) or i in fused) and nodes[i].depends:
+                if i not in escape:
+                    slotted[i] = True
+                continue
+            if getattr(bound.get(i), "fresh", False):
+                continue
+            for j in args:   # the value may be a view of its arguments: they live as long
+                end[j] = max(end.get(j, k), end.get(i, k))
+                if i in escape:
+                    escape.add(j)
+        for i in escape:
+            slotted.pop(i, None)
+        # slots: first fit over the steps, by nominal shape
+        slots, busy_until, slot_of = [], [], {}
+        for k, (i, *_rest) in enumerate(steps):
+            if i not in slotted:
+                continue
+            shape = nodes[i].shape
+            for s, (sh, until) in enumerate(zip(slots, busy_until)):
+                if sh == shape and until <= k:
+                    break
+            else:
+                s = len(slots)
+                slots.append(shape)
+                busy_until.append(0)
+            busy_until[s] = end.get(i, k)
+            slot_of[i] = s
+        self.slot_shapes = slots
+        self.steps = []
+        for k, (i, kind, payload, args, params, prim) in enumerate(steps):
+            if kind != 2:
+                self.steps.append((i, kind, payload, args, None, -1, tuple(free[k])))
+                continue
+            impl = bound.get(i) or (prim.impl if not params else functools.partial(prim.impl, **params))
+            check = None
+            if prim.domain is not None and i <= limit and not always_inside(payload):
+                check = (prim.domain[0], prim.domain[1], payload)
+            self.steps.append((i, kind, impl, args, check, slot_of.get(i, -1), tuple(free[k])))
+        first_var = next((s for s in steps if s[1] == 1), None)
+        self.probe = None if first_var is None else (first_var[2], nodes[first_var[0]].ndim)
+        if self.probe is None:
+            slots = self.slot_shapes = []
+        self.widest = max([1] + [math.prod(s) for s in slots])
+        self.lead, self.buffers, self.held = None, [], [0]
+        self.lock = threading.Lock()
+        weakref.finalize(self, _forget, self.held)
+
+    def _slots(self, env):
+        """The slots for this call's leading shape of points, or None when the values are too
+        small for kept arrays to pay."""
+        name, ndim = self.probe
+        a = env[name]
+        lead = np.shape(a)[:np.ndim(a) - ndim]
+        if math.prod(lead) * self.widest < _REUSE_FROM:
+            return None
+        if lead != self.lead or not self.buffers:
+            self.buffers = [np.empty(lead + s) for s in self.slot_shapes]
+            self.lead = lead
+            self._hold(sum(b.nbytes for b in self.buffers))
+        return self.buffers
+
+    def _hold(self, nbytes):
+        _HELD[0] += nbytes - self.held[0]
+        self.held[0] = nbytes
+
+    def run(self, env, size, under="ignore"):
+        vals = [None] * self.size
+        mine = bool(self.slot_shapes) and self.lock.acquire(blocking=False)
+        try:
+            bufs = self._slots(env) if mine else None
+            with np.errstate(all="ignore", under=under):
+                for i, kind, x, args, check, slot, free in self.steps:
+                    if kind == 2:
+                        a = [vals[j] for j in args]
+                        if check is not None:
+                            ok = check[0](*a)
+                            if ok is not True and not np.all(ok):
+                                raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
+                        vals[i] = x(*a) if slot < 0 or bufs is None else x(*a, out=bufs[slot])
+                    elif kind == 0:
+                        vals[i] = x
+                    else:
+                        vals[i] = np.asarray(env[x], dtype=float)
+                    for j in free:
+                        vals[j] = None
+        finally:
+            if mine:
+                if _HELD[0] > HELD_BYTES:   # used in this call, not kept
+                    self.buffers, self.lead = [], None
+                    self._hold(0)
+                self.lock.release()
+        return vals
 
 
 def _record(bad, ok, node, message):

@@ -10,6 +10,8 @@ identical one was made before (common subexpressions are shared).  Arguments exi
 before the node that uses them, so node ids are a topological order: sweeps are
 plain loops, never recursion.
 """
+import math
+
 import numpy as np
 
 from adcalc.core import PRIMS, Traced
@@ -34,7 +36,7 @@ class Node(Traced):
 
     @property
     def size(self):
-        return int(np.prod(self.shape)) if self.shape else 1
+        return math.prod(self.shape)
 
     @property
     def ndim(self):
@@ -117,7 +119,10 @@ class Graph:
             return simple
         if args and all(a.op == "const" for a in args):
             return self._fold(prim, args, params, shape)
-        key = (name, tuple([a.id for a in args]), _key(tuple(sorted(params.items()))) if params else ())
+        ids = [a.id for a in args]
+        if name in _COMMUTATIVE:   # x*2 and 2*x are one node (the same number in IEEE arithmetic)
+            ids.sort()
+        key = (name, tuple(ids), _key(tuple(sorted(params.items()))) if params else ())
         node = self._intern.get(key)
         if node is None:
             node = Node(self, name, args, params, shape)
@@ -154,6 +159,9 @@ class Graph:
         return out
 
 
+_COMMUTATIVE = ("add", "mul")
+
+
 def _is_const(node, c):
     return node.uniform is not None and node.uniform == c
 
@@ -176,12 +184,22 @@ def _simplify(g, name, args, params, shape):
                     return g.apply("neg", (b,), {})
                 if _is_const(a, 0):
                     return g.const(np.zeros(shape))
+                if a.op == "const" and b.op == "neg":   # (-b) c = b (-c), exactly
+                    return g.apply("mul", (g.const(-a.value), b.args[0]), {})
+        if name == "add" and shape == x.shape == y.shape:   # a + (-b) = a - b, exactly
+            if y.op == "neg":
+                return g.apply("sub", (x, y.args[0]), {})
+            if x.op == "neg":
+                return g.apply("sub", (y, x.args[0]), {})
         if name in ("div", "pow") and _is_const(y, 1) and x.shape == shape:
             return x
         if name == "pow" and _is_const(y, 0):
             return g.const(np.ones(shape))
     elif name == "neg" and args[0].op == "neg":
         return args[0].args[0]
+    elif name == "neg" and args[0].op == "mul" and args[0].args[0].op == "const":   # -(c b) = (-c) b
+        c, b = args[0].args
+        return g.apply("mul", (g.const(-c.value), b), {})
     elif name == "select" and args[0].op == "const" and args[0].value.size \
             and (np.all(args[0].value != 0) or np.all(args[0].value == 0)):
         pick = args[1] if args[0].uniform != 0 else args[2]

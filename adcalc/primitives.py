@@ -41,6 +41,20 @@ def _pow(x, y, out=None):
 _pow.takes_out = True   # evaluate may hand it a dead argument's array to write into
 
 
+def _bind_pow(node):
+    """The implementation for one node (evaluate.Program): a constant real exponent 2 or 1
+    is decided once, not at every call."""
+    y = node.args[1]
+    if y.op == "const" and y.value.ndim == 0 and not np.iscomplexobj(y.value) and y.uniform in (1.0, 2.0):
+        if y.uniform == 2.0:
+            return lambda x, y, out=None: np.square(x, out=out)
+        return lambda x, y, out=None: np.multiply(x, 1.0, out=out)
+    return None
+
+
+_pow.bind = _bind_pow
+
+
 def _pow_ok(x, y):
     if np.ndim(y) == 0 and not np.iscomplexobj(y):  # constant exponent: one pass at most
         yf = float(y)
@@ -354,6 +368,27 @@ def _sum_to(x, shape, src):
     return np.reshape(out, np.shape(x)[:lead] + tuple(shape))
 
 
+def _bind_sum_to(node):
+    """_sum_to for one node (evaluate.Program): the axes decided once; a node that reduces
+    always returns a new array (`fresh`), never a view of its operand."""
+    shape, src = tuple(node.p["shape"]), tuple(node.p["src"])
+    extra = len(src) - len(shape)
+    axes = tuple(range(extra)) + tuple(extra + i for i, (a, b) in enumerate(zip(src[extra:], shape)) if b == 1 and a != 1)
+    if not axes:
+        return None
+    ndim = len(src)
+
+    def sum_to(x):
+        lead = x.ndim - ndim
+        out = np.add.reduce(x, axis=tuple(lead + a for a in axes), keepdims=bool(shape))
+        return out if not shape or out.shape[lead:] == shape else out.reshape(x.shape[:lead] + shape)
+    sum_to.fresh = True
+    return sum_to
+
+
+_sum_to.bind = _bind_sum_to
+
+
 def _broadcast(x, shape, src):
     lead = _lead(x, src)
     xs = np.shape(x)
@@ -370,23 +405,29 @@ def _transpose(x, src):
     return np.transpose(x, tuple(range(lead)) + tuple(range(np.ndim(x) - 1, lead - 1, -1)))
 
 
-def _full_index(idx, src):
+def full_index(idx, src):
     return (Ellipsis,) + tuple(idx) + (slice(None),) * (len(src) - len(idx))
 
 
 def _getitem(x, idx, src):
-    return np.asarray(x)[_full_index(idx, src)]
+    return np.asarray(x)[full_index(idx, src)]
 
 
 def _index_shape(shapes, idx, src):
     return np.empty(shapes[0], dtype=np.int8)[tuple(idx)].shape
 
 
-def _scatter(x, idx, shape):
-    lead = np.ndim(x) - len(_index_shape([shape], idx, shape))
-    out = np.zeros(np.shape(x)[:lead] + tuple(shape), dtype=np.result_type(x, float))
-    out[_full_index(idx, shape)] = x
+def _scatter(x, idx, shape, out=None):
+    if out is None:
+        lead = np.ndim(x) - len(_index_shape([shape], idx, shape))
+        out = np.zeros(np.shape(x)[:lead] + tuple(shape), dtype=np.result_type(x, float))
+    else:
+        out.fill(0.0)
+    out[full_index(idx, shape)] = x
     return out
+
+
+_scatter.takes_out = True   # evaluate may hand it an array of the result's shape to write into
 
 
 def _stack(*xs, src):

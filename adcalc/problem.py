@@ -7,7 +7,7 @@ Many points are an array X of shape (N, n); one point is x of shape (n,).
 import numpy as np
 
 from adcalc.errors import DomainError, InputError
-from adcalc.evaluate import evaluate
+from adcalc.evaluate import checked, evaluate, needed
 from adcalc.graph import Graph
 from adcalc.parse import parse
 from adcalc.points import component_names, listed, order_variables, parse_point
@@ -119,7 +119,7 @@ class Problem:
         parts = [f"{v}={_short(a)}" for v, a in self.split(x).items()]
         return ", ".join(parts) if parts else "(no variables)"
 
-    def values(self, X, nodes=None, env=None, check=True, dtype=float, bad=None, keep=None):
+    def values(self, X, nodes=None, env=None, check=True, dtype=float, bad=None, keep=None, watch=False):
         """Values of the nodes `nodes` needs (default: the output) at the points X (N, n),
         each (N,) + its shape.  Outside the domain: DomainError naming the sub-expression
         and the point, or with a dict `bad` {row: message} and NaN rows."""
@@ -127,13 +127,22 @@ class Problem:
         env = dict(self.split(X), **(env or {}))
         limit = self.base_output_id() if check is True else check
         nodes = list(nodes or [self.output])
-        if check is True and self.output is not getattr(self, "base", self).output:
+        if check is True and self.output is not getattr(self, "base", self).output and self._unchecked(nodes, limit):
             nodes.append(self.base.output)  # the domain is f's, also when only f' is wanted
         try:
-            return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep)
+            return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep, watch=watch)
         except DomainError as e:
             where = self.describe(np.real(X[0])) if len(X) == 1 else "one of the points"
             raise DomainError(f"{e} at {where}") from None
+
+    def _unchecked(self, nodes, limit):
+        """Whether f has nodes with a domain to check that evaluating `nodes` would not reach."""
+        key = ("unchecked", tuple(n.id for n in nodes), limit)
+        hit = self.graph.cache.get(key)
+        if hit is None:
+            hit = self.graph.cache[key] = not (checked(self.graph, [self.base.output], limit)
+                                               <= set(needed(self.graph, nodes)))
+        return hit
 
     def widest(self):
         """The largest entry count of a node that carries tangents (sizes the chunks)."""

@@ -109,7 +109,7 @@ def test_graph_prints_dot(capsys):
 def test_graph_json_and_dot_file(capsys, tmp_path):
     code, obj, _ = run_json(capsys, "graph", WORKED, "--derivative")
     assert code == 0 and obj["derivative"] is True and obj["dot"].startswith("digraph")
-    assert obj["nodes"] == 11 and obj["edges"] == 12
+    assert obj["nodes"] == 10 and obj["edges"] == 11
     path = tmp_path / "g.dot"
     code, out, _ = run(capsys, "graph", WORKED, "--out", str(path))
     assert code == 0 and out == f"wrote {path} (7 nodes, 8 edges)\n" and path.read_text().startswith("digraph")

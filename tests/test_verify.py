@@ -164,9 +164,8 @@ def test_a_wrong_engine_is_a_mismatch(monkeypatch):
     class Wrong(ReverseEngine):
         name = "wrong"
 
-        def vjp_batch(self, prob, X, U):
-            r = super().vjp_batch(prob, X, U)
-            return Result(r.value * (1 + 1e-6))
+        def grad_batch(self, prob, X):
+            return Result(super().grad_batch(prob, X).value * (1 + 1e-6))
     real = V.engine_class
     monkeypatch.setattr(V, "engine_class", lambda name: Wrong if name == "wrong" else real(name))
     rep = V.verify(Problem(WORKED, at="2,5"), ["grad"], ["reverse", "wrong"])

@@ -44,16 +44,56 @@ def unflatten(prob, V, lead):
     return out
 
 
+def through_graph(dp, X, env, sweep):
+    """A derivative problem's output at the points X (N,) + its shape, by evaluating its graph.
+
+    The graph multiplies where the numeric sweeps mask: a zero (co)tangent meeting an
+    infinite partial is 0 there (adcalc.ad), NaN here; and the sweeps watch for
+    underflow.  So the rows where the graph's answer is not finite come from
+    `sweep(rows)` (a Result), and all rows do when some number underflowed."""
+    with Underflow() as under:
+        out = dp.values(X, env=env, keep=frozenset(), watch=True)[dp.output.id]
+    if dp.output.op in ("const", "var") or out.shape != (len(X),) + dp.out_shape or not out.flags.owndata:
+        out = np.array(np.broadcast_to(out, (len(X),) + dp.out_shape), dtype=float)   # not the graph's or the caller's
+    if under.seen:
+        return sweep(slice(None))
+    if np.isfinite(out).all():
+        return Result(out)
+    bad = ~np.isfinite(out.reshape(len(X), -1)).all(axis=1)
+    rows = np.flatnonzero(bad)
+    r = sweep(rows)
+    out[rows] = r.value
+    return Result(out, info=r.info)
+
+
 class ReverseEngine(Engine):
     name = "reverse"
 
     def grad(self, prob, x):
-        """One point: straight to one backward sweep (a loop over points pays no batching)."""
+        """One point: straight to the gradient (a loop over points pays no batching)."""
         x = np.asarray(x, dtype=float)
         if x.ndim != 1 or prob.m != 1:
             return super().grad(prob, x)
-        r = self.vjp_batch(prob, x[None], _SEED)
-        return Result(r.value[0, 0], info=r.info)
+        r = self.grad_batch(prob, x[None])
+        return Result(r.value[0], info=r.info)
+
+    def grad_batch(self, prob, X):
+        """The gradient graph evaluated (its sweep was done once, on nodes); points where
+        that meets a non-finite number or an underflow take the numeric sweep instead."""
+        if prob.m != 1:
+            return super().grad_batch(prob, X)
+        return through_graph(derivatives.gradient(prob), X, None,
+                             lambda rows: super(ReverseEngine, self).grad_batch(prob, X[rows]))
+
+    def hvp_batch(self, prob, X, V):
+        """One direction: the HVP graph (forward over reverse, built once on nodes)
+        evaluated, with the same fallback; several: double backprop (the base)."""
+        if prob.m != 1 or len(V) != 1:
+            return super().hvp_batch(prob, X, V)
+        hp, dirs = derivatives.hvp(prob)
+        r = through_graph(hp, X, derivatives.direction_env(dirs, V[0]),
+                          lambda rows: super(ReverseEngine, self).hvp_batch(prob, X[rows], V[:, rows]).map(lambda a: a[0]))
+        return Result(r.value[None], info=r.info)
 
     def vjp_batch(self, prob, X, U, env=None):
         K, N = U.shape[0], len(X)
