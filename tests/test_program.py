@@ -1,0 +1,148 @@
+"""Evaluation as a precomputed program (adcalc/evaluate.py `Program`) and the reverse engine's
+gradient and HVP by evaluating derivative graphs (adcalc/engines/reverse.py).
+
+The program's rewrites leave every number as the plain interpreter computes it (uniform
+constants read as one number, index transposes summed in place, reductions bound to their
+axes), so the answers are compared bit for bit; and where the graph meets a non-finite
+number or an underflow, the engine's answer is the numeric sweep's, notes included."""
+import threading
+
+import numpy as np
+import pytest
+
+from adcalc import derivatives, evaluate as E
+from adcalc.engines.reverse import ReverseEngine
+from adcalc.errors import DomainError
+from adcalc.problem import Problem
+
+REV = ReverseEngine()
+CASES = [   # (expression, shapes): index transposes, uniform constants, reductions, matrices
+    ("sum(100*(x[1:]-x[:-1]**2)**2 + (1-x[:-1])**2)", {"x": (7,)}),
+    ("sum(x[2:] * x[:-2]) + x[0] * x[3] - 3 * sum(x**2)", {"x": (7,)}),
+    ("sum(1/(1+exp(-W)))", {"W": (3, 4)}),
+    ("sum(dot(x, W) ** 2) + sum(W[0, 1:] * x)", {"x": (3,), "W": (3, 4)}),
+    ("logsumexp(x) + sum(sqrt(x**2 + 1) * tanh(x)) - mean(x)", {"x": (5,)}),
+    ("sum((x - mean(x))**2) / sum(abs(x) + 1)", {"x": (6,)}),
+]
+
+
+def _problem(expr, shapes, rng):
+    return Problem(expr, point={v: rng.uniform(-2, 2, s) for v, s in shapes.items()})
+
+
+def _interpreted(dp, X, env=None):
+    """The same values by the plain interpreter (no program, nothing released)."""
+    return dp.values(X, env=env)[dp.output.id]
+
+
+@pytest.mark.parametrize("points", [3, 2000], ids=["small", "slots"])
+@pytest.mark.parametrize("expr,shapes", CASES, ids=[c[0][:30] for c in CASES])
+def test_programs_compute_what_the_interpreter_computes_bit_for_bit(expr, shapes, points):
+    rng = np.random.default_rng(points)
+    p = _problem(expr, shapes, rng)
+    X = rng.uniform(-2, 2, (points, p.n))
+    V = rng.standard_normal((points, p.n))
+    hp, dirs = derivatives.hvp(p)
+    env = derivatives.direction_env(dirs, V)
+    for dp, e in ((p, None), (derivatives.gradient(p), None), (hp, env)):
+        first = dp.values(X, env=e, keep=frozenset())[dp.output.id]
+        again = dp.values(X[::-1].copy(), env=e and {k: v[::-1].copy() for k, v in e.items()},
+                          keep=frozenset())[dp.output.id]   # the slots reused
+        np.testing.assert_array_equal(first, _interpreted(dp, X, e))
+        np.testing.assert_array_equal(again, _interpreted(dp, X[::-1], e and {k: v[::-1] for k, v in e.items()}))
+
+
+def test_engine_gradient_and_hvp_equal_the_numeric_sweeps():
+    rng = np.random.default_rng(5)
+    for expr, shapes in CASES:
+        p = _problem(expr, shapes, rng)
+        X = rng.uniform(-2, 2, (50, p.n))
+        V = rng.standard_normal((1, 50, p.n))
+        g = REV.grad_batch(p, X).value
+        swept = REV.vjp_batch(p, X, np.ones((1, 50, 1))).value[0]
+        np.testing.assert_allclose(g, swept, rtol=1e-13, atol=1e-13 * np.abs(swept).max())
+        h = REV.hvp_batch(p, X, V).value
+        doubled = REV.vjp_batch(derivatives.gradient(p), X, V).value   # double backprop
+        np.testing.assert_allclose(h, doubled, rtol=1e-12, atol=1e-12 * np.abs(doubled).max())
+
+
+def test_rows_the_graph_cannot_answer_take_the_sweep_the_others_keep_the_graph():
+    """x*sqrt(y) at y = 0: the graph multiplies a zero cotangent by sqrt's infinite slope
+    (NaN); the sweep gives that zero its meaning (0) and notes the possible underflow."""
+    p = Problem("x*sqrt(y)", point={"x": 1.0, "y": 1.0})
+    X = np.array([[2.0, 4.0], [0.0, 0.0], [3.0, 9.0], [2.0, 0.0]])
+    r = REV.grad_batch(p, X)
+    expect = [[2.0, 0.5], [0.0, 0.0], [3.0, 0.5], [0.0, np.inf]]
+    np.testing.assert_array_equal(r.value, expect)
+    assert r.info.get("underflow") is True
+    for x, row in zip(X, expect):   # one point at a time: the same numbers
+        np.testing.assert_array_equal(REV.grad(p, x).value, row)
+    assert REV.grad(p, np.array([2.0, 4.0])).info == {}
+
+
+def test_an_underflow_on_the_graph_is_reported_as_the_sweep_reports_it():
+    p = Problem("x*y*y", point={"x": 1.0, "y": 1.0})
+    r = REV.grad(p, np.array([1e-160, 1e-160]))
+    np.testing.assert_array_equal(r.value, [1e-320, 2e-320])
+    assert r.info == {"underflow": True}
+    for x in ([1e-160, 1e-160], [1e-300, 1.0], [1.0, 2.0]):   # the HVP: as double backprop says
+        X, V = np.array([x]), np.array([[[0.5, 1.0]]])
+        h, doubled = REV.hvp_batch(p, X, V), REV.vjp_batch(derivatives.gradient(p), X, V)
+        np.testing.assert_array_equal(h.value, doubled.value)
+        assert bool(h.info.get("underflow")) == bool(doubled.info.get("underflow"))
+
+
+def test_domain_checks_stay_where_a_constant_exponent_cannot_decide_them():
+    p = Problem("sum(x**2) + sum(x**0.5)", point={"x": np.ones(5000)})
+    prog = E.program(p.graph, [p.output], frozenset(), p.base_output_id())
+    checked = [p.graph.nodes[s[0]] for s in prog.steps if s[4] is not None]
+    assert [n.args[1].uniform for n in checked] == [0.5]   # x**2 needs no check, x**0.5 does
+    x = np.ones(5000)
+    x[7] = -1.0
+    with pytest.raises(DomainError, match="power of a negative number"):
+        p.value(x)
+    with pytest.raises(DomainError, match="power of a negative number"):
+        REV.grad(p, x)
+
+
+def test_results_are_fresh_arrays_and_slots_are_not_kept_beyond_the_budget(monkeypatch):
+    rng = np.random.default_rng(0)
+    p = Problem(CASES[0][0], point={"x": np.zeros(20000)})
+    xs = [rng.uniform(-2, 2, 20000) for _ in range(3)]
+    grads = [REV.grad(p, x).value for x in xs]
+    for x, g in zip(xs, grads):   # none overwritten by a later call
+        np.testing.assert_array_equal(g, REV.grad(Problem(CASES[0][0], point={"x": x}), x).value)
+    gp = derivatives.gradient(p)
+    prog = E.program(p.graph, [gp.output], frozenset(), p.base_output_id())
+    assert prog.buffers and prog.held[0] > 0
+    monkeypatch.setattr(E, "HELD_BYTES", 0)
+    before = E._HELD[0]
+    REV.grad(p, xs[0])
+    assert prog.buffers == [] and prog.held[0] == 0 and E._HELD[0] < before
+
+
+def test_threads_sharing_a_program_get_their_own_answers():
+    p = Problem(CASES[0][0], point={"x": np.zeros(30000)})
+    rng = np.random.default_rng(1)
+    xs = [rng.uniform(-2, 2, 30000) for _ in range(8)]
+    expect = [REV.grad(p, x).value for x in xs]
+    got = [None] * len(xs)
+
+    def work(k):
+        for _ in range(5):
+            got[k] = REV.grad(p, xs[k]).value
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, e in zip(got, expect):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_exact_identities_fold_negations_and_share_commuted_products():
+    p = Problem("2*x - x*2 + (-(3*x)) + y + (-x)", point={"x": 1.5, "y": 2.0})
+    ops = [p.graph.nodes[i].op for i in E.needed(p.graph, [p.output])]
+    assert "neg" not in ops and ops.count("mul") == 2   # -(3x) is (-3) x; y + (-x) is y - x
+    assert p.value(np.array([1.5, 2.0])) == pytest.approx(2 * 1.5 - 1.5 * 2 - 4.5 + 2.0 - 1.5)
