@@ -9,6 +9,7 @@ import weakref
 import numpy as np
 
 from adcalc.core import PRIMS
+from adcalc.derivatives import DIRECTION
 from adcalc.primitives import full_index
 from adcalc.errors import DomainError
 from adcalc.graph import to_text
@@ -288,11 +289,17 @@ class Program:
         for i in escape:
             slotted.pop(i, None)
         # slots: first fit over the steps, by nominal shape
+        # a value that depends on a direction variable (derivatives.directions) carries the
+        # directions' leading axes (K, N) where the others carry the points' (N,)
+        tang = set()
+        for i, kind, payload, args, params, prim in steps:
+            if (kind == 1 and payload.startswith(DIRECTION)) or any(j in tang for j in args):
+                tang.add(i)
         slots, busy_until, slot_of = [], [], {}
         for k, (i, *_rest) in enumerate(steps):
             if i not in slotted:
                 continue
-            shape = nodes[i].shape
+            shape = (i in tang, nodes[i].shape)
             for s, (sh, until) in enumerate(zip(slots, busy_until)):
                 if sh == shape and until <= k:
                     break
@@ -313,11 +320,11 @@ class Program:
             if prim.domain is not None and i <= limit and not always_inside(payload):
                 check = (prim.domain[0], prim.domain[1], payload)
             self.steps.append((i, kind, impl, args, check, slot_of.get(i, -1), tuple(free[k])))
-        first_var = next((s for s in steps if s[1] == 1), None)
-        self.probe = None if first_var is None else (first_var[2], nodes[first_var[0]].ndim)
-        if self.probe is None:
-            slots = self.slot_shapes = []
-        self.widest = max([1] + [math.prod(s) for s in slots])
+        self.probes = [next(((s[2], nodes[s[0]].ndim) for s in steps if s[1] == 1 and s[2].startswith(DIRECTION) == t),
+                            None) for t in (False, True)]
+        if self.probes[0] is None:   # no variable of the points: nothing to size the slots by
+            self.slot_shapes = []
+        self.widest = max([1] + [math.prod(s) for _, s in self.slot_shapes])
         self.lead, self.buffers, self.held = None, [], [0]
         self.lock = threading.Lock()
         weakref.finalize(self, _forget, self.held)
@@ -325,13 +332,17 @@ class Program:
     def _slots(self, env):
         """The slots for this call's leading shape of points, or None when the values are too
         small for kept arrays to pay."""
-        name, ndim = self.probe
-        a = env[name]
-        lead = np.shape(a)[:np.ndim(a) - ndim]
-        if math.prod(lead) * self.widest < _REUSE_FROM:
+        leads = []
+        for probe in self.probes:
+            if probe is not None:
+                a = env[probe[0]]
+                leads.append(np.shape(a)[:np.ndim(a) - probe[1]])
+        leads.append(np.broadcast_shapes(*leads))   # the leading axes of a value with directions
+        lead = (leads[0], leads[-1])
+        if math.prod(lead[1]) * self.widest < _REUSE_FROM:
             return None
         if lead != self.lead or not self.buffers:
-            self.buffers = [np.empty(lead + s) for s in self.slot_shapes]
+            self.buffers = [np.empty(lead[t] + s) for t, s in self.slot_shapes]
             self.lead = lead
             self._hold(sum(b.nbytes for b in self.buffers))
         return self.buffers

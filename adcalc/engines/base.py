@@ -53,6 +53,7 @@ class Result:
 class Engine:
     name = None
     exact = True
+    chunk_bytes = CHUNK_BYTES   # an engine may ask for smaller chunks of directions
 
     def __init__(self, **options):
         self.options = options
@@ -88,7 +89,7 @@ class Engine:
             raise EngineError(f"the {self.name} engine defines neither jvp nor vjp")
         k, call = (m, self.vjp_batch) if reverse else (n, self.jvp_batch)
         width = n if reverse else m
-        chunk = max(1, min(k, CHUNK_BYTES // (8 * max(1, N) * prob.widest())))
+        chunk = max(1, min(k, min(CHUNK_BYTES, self.chunk_bytes) // (8 * max(1, N) * prob.widest())))
         parts, errs, infos = [], [], []
         for lo in range(0, k, chunk):
             hi = min(k, lo + chunk)
@@ -147,6 +148,35 @@ class Engine:
         X = x[None] if one else x
         r = batch(self, prob, quantity, X, vector)
         return r.map(lambda a: a[0]) if one else r
+
+
+def through_graph(dp, X, env, sweep, lead=None):
+    """A derivative problem's output at the points X by evaluating its graph: lead + its
+    shape, lead (N,) or, with directions in `env`, (K, N).
+
+    The graph multiplies where the numeric sweeps mask: a zero (co)tangent meeting an
+    infinite partial is 0 there (adcalc.ad), NaN here; and the sweeps watch for
+    underflow.  So the points where the graph's answer is not finite come from
+    `sweep(rows)` (a Result over those points), and all points do when some number
+    underflowed."""
+    from adcalc.ad import Underflow
+
+    lead = (len(X),) if lead is None else tuple(lead)
+    with Underflow() as under:
+        out = dp.values(X, env=env, keep=frozenset(), watch=True)[dp.output.id]
+    if under.seen:
+        return sweep(slice(None))
+    shape = lead + dp.out_shape
+    if dp.output.op in ("const", "var") or out.shape != shape or not out.flags.owndata:
+        out = np.array(np.broadcast_to(out, shape), dtype=float)   # not the graph's or the caller's
+    if np.isfinite(out).all():
+        return Result(out)
+    axis = len(lead) - 1   # the points
+    finite = np.isfinite(np.moveaxis(out, axis, 0).reshape(len(X), -1)).all(axis=1)
+    rows = np.flatnonzero(~finite)
+    r = sweep(rows)
+    out[(slice(None),) * axis + (rows,)] = r.value
+    return Result(out, info=r.info)
 
 
 def scalar_only(prob, command):

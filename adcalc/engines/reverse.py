@@ -1,10 +1,14 @@
 """Reverse mode: a tape (the graph's nodes in topological order) swept backwards.
 
+  grad      the gradient graph (one backward sweep done once, on nodes) evaluated at all
+            N points as a precomputed program (adcalc.evaluate.Program); points where it
+            meets a non-finite number or an underflow take the numeric sweep (vjp).
   vjp       one forward evaluation at all N points, one backward sweep carrying K
             cotangents at once (the Jacobian's rows, or one u).
   jacobian  (base) one batched sweep with the m unit cotangents.
-  hvp       (base) the vjp of the gradient graph with u = v: double backprop, the
-            Hessian is never formed.
+  hvp       double backprop done once on nodes: the cotangent graph of the gradient
+            graph, evaluated along the K directions (the Hessian is never formed), with
+            the same fallback to the numeric sweeps.
   hessian   (base) the gradient graph's Jacobian: one batched sweep with n cotangents.
   jvp       the transpose of the vjp (Theano's R-op from two L-ops): J v is the
             gradient with respect to u of (u^T J) . v, one backward sweep over the
@@ -14,7 +18,7 @@ import numpy as np
 
 from adcalc import derivatives
 from adcalc.ad import Underflow, rule_inputs, vjp_sweep
-from adcalc.engines.base import Engine, Result
+from adcalc.engines.base import Engine, Result, through_graph
 
 
 _SEED = np.ones((1, 1, 1))
@@ -44,28 +48,6 @@ def unflatten(prob, V, lead):
     return out
 
 
-def through_graph(dp, X, env, sweep):
-    """A derivative problem's output at the points X (N,) + its shape, by evaluating its graph.
-
-    The graph multiplies where the numeric sweeps mask: a zero (co)tangent meeting an
-    infinite partial is 0 there (adcalc.ad), NaN here; and the sweeps watch for
-    underflow.  So the rows where the graph's answer is not finite come from
-    `sweep(rows)` (a Result), and all rows do when some number underflowed."""
-    with Underflow() as under:
-        out = dp.values(X, env=env, keep=frozenset(), watch=True)[dp.output.id]
-    if dp.output.op in ("const", "var") or out.shape != (len(X),) + dp.out_shape or not out.flags.owndata:
-        out = np.array(np.broadcast_to(out, (len(X),) + dp.out_shape), dtype=float)   # not the graph's or the caller's
-    if under.seen:
-        return sweep(slice(None))
-    if np.isfinite(out).all():
-        return Result(out)
-    bad = ~np.isfinite(out.reshape(len(X), -1)).all(axis=1)
-    rows = np.flatnonzero(bad)
-    r = sweep(rows)
-    out[rows] = r.value
-    return Result(out, info=r.info)
-
-
 class ReverseEngine(Engine):
     name = "reverse"
 
@@ -86,14 +68,16 @@ class ReverseEngine(Engine):
                              lambda rows: super(ReverseEngine, self).grad_batch(prob, X[rows]))
 
     def hvp_batch(self, prob, X, V):
-        """One direction: the HVP graph (forward over reverse, built once on nodes)
-        evaluated, with the same fallback; several: double backprop (the base)."""
-        if prob.m != 1 or len(V) != 1:
+        """Double backprop, done once on nodes: the cotangent graph of the gradient graph
+        (u^T H = (H u)^T, H symmetric) evaluated along the K directions, with the same
+        fallback (the forward engine's HVP is forward over reverse: the two stay apart)."""
+        if prob.m != 1:
             return super().hvp_batch(prob, X, V)
-        hp, dirs = derivatives.hvp(prob)
-        r = through_graph(hp, X, derivatives.direction_env(dirs, V[0]),
-                          lambda rows: super(ReverseEngine, self).hvp_batch(prob, X[rows], V[:, rows]).map(lambda a: a[0]))
-        return Result(r.value[None], info=r.info)
+        gp = derivatives.gradient(prob)
+        cp, (u,) = derivatives.cotangent(gp)
+        return through_graph(cp, X, {u.p["name"]: np.asarray(V, dtype=float)},
+                             lambda rows: super(ReverseEngine, self).hvp_batch(prob, X[rows], V[:, rows]),
+                             lead=V.shape[:2])
 
     def vjp_batch(self, prob, X, U, env=None):
         K, N = U.shape[0], len(X)
