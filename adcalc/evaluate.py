@@ -88,11 +88,13 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None, 
     """
     limit = len(graph.nodes) if check is True else (check or -1)
     if keep is not None and bad is None and dtype is float:
-        return program(graph, outputs, keep, limit).run(env, len(graph.nodes), "call" if watch else "ignore")
+        prog = program(graph, outputs, keep, limit, first=True)
+        if prog is not None:
+            return prog.run(env, len(graph.nodes), "call" if watch else "ignore")
     vals = [None] * len(graph.nodes)
     cplx = dtype is complex
     free = releases(graph, outputs, keep) if keep is not None else None
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore", under="call" if watch else "ignore"):
         for k, (i, kind, payload, args, params, prim) in enumerate(plan(graph, outputs)):
             if kind == 0:
                 vals[i] = payload
@@ -223,11 +225,19 @@ def _scatter_sum(parts, ndims, shape):
     return scatter_sum
 
 
-def program(graph, outputs, keep, limit):
-    """The `Program` of one evaluation (cached per outputs, keep and domain limit)."""
+def program(graph, outputs, keep, limit, first=False):
+    """The `Program` of one evaluation (cached per outputs, keep and domain limit).  With
+    `first`, None the first time it is asked for: a one-shot evaluation (a command on a long
+    expression) is cheaper interpreted than compiled, and a repeated one compiles at the
+    second call."""
     key = ("program", tuple(o.id for o in outputs), keep, limit)
     hit = graph.cache.get(key)
     if hit is None:
+        if first:
+            graph.cache[key] = False
+            return None
+        hit = graph.cache[key] = Program(graph, outputs, keep, limit)
+    elif hit is False:
         hit = graph.cache[key] = Program(graph, outputs, keep, limit)
     return hit
 
@@ -288,27 +298,32 @@ class Program:
                     escape.add(j)
         for i in escape:
             slotted.pop(i, None)
-        # slots: first fit over the steps, by nominal shape
         # a value that depends on a direction variable (derivatives.directions) carries the
         # directions' leading axes (K, N) where the others carry the points' (N,)
         tang = set()
         for i, kind, payload, args, params, prim in steps:
             if (kind == 1 and payload.startswith(DIRECTION)) or any(j in tang for j in args):
                 tang.add(i)
-        slots, busy_until, slot_of = [], [], {}
+        # slots, by nominal shape: a value takes one that is idle at its step
+        slots, slot_of, idle, due = [], {}, {}, {}   # due: step -> slots idle from it on
         for k, (i, *_rest) in enumerate(steps):
+            for t in due.pop(k, ()):   # an argument read for the last time here may be overwritten here
+                idle.setdefault(slots[t], []).append(t)
             if i not in slotted:
                 continue
             shape = (i in tang, nodes[i].shape)
-            for s, (sh, until) in enumerate(zip(slots, busy_until)):
-                if sh == shape and until <= k:
-                    break
+            spare = idle.get(shape)
+            if spare:
+                t = spare.pop()
             else:
-                s = len(slots)
+                t = len(slots)
                 slots.append(shape)
-                busy_until.append(0)
-            busy_until[s] = end.get(i, k)
-            slot_of[i] = s
+            slot_of[i] = t
+            last = end.get(i, k)
+            if last <= k:
+                idle.setdefault(shape, []).append(t)
+            else:
+                due.setdefault(last, []).append(t)
         self.slot_shapes = slots
         self.steps = []
         for k, (i, kind, payload, args, params, prim) in enumerate(steps):
