@@ -105,7 +105,18 @@ class Graph:
 
     def apply(self, name, args, params):
         prim = PRIMS[name]
-        args = tuple(a if type(a) is Node else self.const(a) for a in args)
+        if not params and prim.shape is None and len(args) == 2:   # the common case, shortest path
+            x, y = args
+            if type(x) is Node and type(y) is Node and x.shape == y.shape and x.op != "const" != y.op \
+                    and (name not in _IDENTITIES or (x.op != "neg" != y.op)):
+                key = (name, (x.id, y.id) if x.id <= y.id or name not in _COMMUTATIVE else (y.id, x.id), ())
+                node = self._intern.get(key)
+                if node is None:
+                    node = Node(self, name, (x, y), params, x.shape)
+                    self.nodes.append(node)
+                    self._intern[key] = node
+                return node
+        args = tuple([a if type(a) is Node else self.const(a) for a in args])
         if "src" in params and prim.kind in ("linear", "custom"):
             params = dict(params, src=args[0].shape)
         if "srcs" in params:
@@ -160,6 +171,7 @@ class Graph:
 
 
 _COMMUTATIVE = ("add", "mul")
+_IDENTITIES = ("add", "sub", "mul", "div", "pow")   # _simplify looks at these when an argument is a neg
 
 
 def _is_const(node, c):

@@ -9,7 +9,7 @@ import math
 import re
 
 from adcalc import primitives as P
-from adcalc.core import is_traced
+from adcalc.graph import Node
 from adcalc.errors import InputError, ParseError
 
 MAX_LENGTH = 1_000_000
@@ -29,42 +29,49 @@ FUNCTIONS = P.FUNCTIONS  # the whitelist: names, arities and builders, all from 
 
 
 class Ast:
-    __slots__ = ("kind", "val", "kids", "start", "end")
+    __slots__ = ("kind", "val", "kids", "start", "end", "k")
 
-    def __init__(self, kind, val, kids, start, end):
+    def __init__(self, kind, val, kids, start, end, k=-1):
         self.kind, self.val, self.kids, self.start, self.end = kind, val, kids, start, end
-
-
-class Token:
-    __slots__ = ("kind", "text", "col")
-
-    def __init__(self, kind, text, col):
-        self.kind, self.text, self.col = kind, text, col
+        self.k = k   # its place in the parser's build order
 
 
 def tokenize(text):
+    """[(kind, text, column)] ending with ("end", "", len(text)); a character no token
+    starts with is a ParseError naming it."""
     if len(text) > MAX_LENGTH:
         raise InputError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
     out, pos = [], 0
-    for m in _TOKEN.finditer(text):   # one scan; a gap between matches is a bad character
-        if m.start() != pos:
-            break
-        kind = m.lastgroup
-        if kind != "space":
-            out.append(Token(kind, m.group(), pos))
-        pos = m.end()
-    if pos < len(text):
+    for num, name, op, space in _TOKEN.findall(text):   # matches in order; a gap stops them
+        if num:
+            out.append(("num", num, pos))
+            pos += len(num)
+        elif name:
+            out.append(("name", name, pos))
+            pos += len(name)
+        elif op:
+            out.append(("op", op, pos))
+            pos += len(op)
+        else:
+            pos += len(space)
+    if pos < len(text):   # findall skips what no token matches: find the first such character
+        pos = 0
+        for m in _TOKEN.finditer(text):
+            if m.start() != pos:
+                break
+            pos = m.end()
         ch = text[pos]
         raise ParseError(f"unexpected character {ch!r} at column {pos + 1}", text, pos, ch)
-    out.append(Token("end", "", len(text)))
+    out.append(("end", "", len(text)))
     return out
 
 
 class Expr:
     """A parsed expression: syntax tree, source text and the variable names it uses."""
 
-    def __init__(self, text, ast, names):
+    def __init__(self, text, ast, names, order=None):
         self.text, self.ast, self.names = text, ast, names  # names in order of appearance
+        self.order = order   # the syntax nodes, children before parents
 
     def build(self, graph, shapes):
         return _build(self, graph, shapes)
@@ -72,13 +79,13 @@ class Expr:
 
 def parse(text):
     p = _Parser(text)
-    if p.peek().kind == "end":
+    if p.peek()[0] == "end":
         raise ParseError("the expression is empty", text, 0, "")
     ast = p.expression(0)
     tok = p.peek()
-    if tok.kind != "end":
-        raise ParseError(f"unexpected {tok.text!r} at column {tok.col + 1}", text, tok.col, tok.text)
-    return Expr(text, ast, p.names)
+    if tok[0] != "end":
+        raise ParseError(f"unexpected {tok[1]!r} at column {tok[2] + 1}", text, tok[2], tok[1])
+    return Expr(text, ast, p.names, p.order)
 
 
 _BINARY = {"+": (10, 11), "-": (10, 11), "*": (20, 21), "/": (20, 21), "@": (20, 21),
@@ -90,7 +97,13 @@ _POSTFIX_BP = 50
 class _Parser:
     def __init__(self, text):
         self.text, self.toks, self.i, self.depth, self.names = text, tokenize(text), 0, 0, []
-        self.seen = set()
+        self.seen, self.order = set(), []
+
+    def node(self, kind, val, kids, start, end):
+        """A syntax node, listed in `order` (children before parents: the build order)."""
+        ast = Ast(kind, val, kids, start, end, len(self.order))
+        self.order.append(ast)
+        return ast
 
     def peek(self):
         return self.toks[self.i]
@@ -101,17 +114,17 @@ class _Parser:
         return tok
 
     def fail(self, tok, what=None):
-        shown = "end of the expression" if tok.kind == "end" else repr(tok.text)
+        shown = "end of the expression" if tok[0] == "end" else repr(tok[1])
         msg = what or f"unexpected {shown}"
-        if what and tok.kind != "end" and repr(tok.text) not in what:
+        if what and tok[0] != "end" and repr(tok[1]) not in what:
             msg = f"{what} (found {shown})"
-        raise ParseError(f"{msg} at column {tok.col + 1}", self.text, tok.col, tok.text)
+        raise ParseError(f"{msg} at column {tok[2] + 1}", self.text, tok[2], tok[1])
 
     def expect(self, text):
         tok = self.next()
-        if tok.text != text or tok.kind != "op":
+        if tok[1] != text or tok[0] != "op":
             self.fail(tok, f"expected {text!r} but found "
-                           + ("the end of the expression" if tok.kind == "end" else repr(tok.text)))
+                           + ("the end of the expression" if tok[0] == "end" else repr(tok[1])))
         return tok
 
     def expression(self, min_bp):
@@ -121,75 +134,76 @@ class _Parser:
         left = self.prefix()
         while True:
             tok = self.peek()
-            if tok.kind != "op":
-                if tok.kind != "end":
-                    self.fail(tok, f"unexpected {tok.text!r} (missing operator?)")
+            if tok[0] != "op":
+                if tok[0] != "end":
+                    self.fail(tok, f"unexpected {tok[1]!r} (missing operator?)")
                 break
-            if tok.text in ("(", "[", ".") and _POSTFIX_BP >= min_bp:
+            if tok[1] in ("(", "[", ".") and _POSTFIX_BP >= min_bp:
                 left = self.postfix(left)
                 continue
-            bp = _BINARY.get(tok.text)
+            bp = _BINARY.get(tok[1])
             if bp is None or bp[0] < min_bp:
                 break
             self.next()
             right = self.expression(bp[1])
-            op = "**" if tok.text == "^" else tok.text
-            left = Ast("bin", op, [left, right], left.start, right.end)
+            op = "**" if tok[1] == "^" else tok[1]
+            left = self.node("bin", op, [left, right], left.start, right.end)
         self.depth -= 1
         return left
 
     def prefix(self):
         tok = self.next()
-        if tok.kind == "num":
-            value = float(tok.text)
+        if tok[0] == "num":
+            value = float(tok[1])
             if not math.isfinite(value):
-                raise InputError(f"the number {tok.text} at column {tok.col + 1} overflows a float64")
-            return Ast("num", value, [], tok.col, tok.col + len(tok.text))
-        if tok.kind == "name":
-            end = tok.col + len(tok.text)
-            if self.peek().text == "(":
+                raise InputError(f"the number {tok[1]} at column {tok[2] + 1} overflows a float64")
+            return self.node("num", value, [], tok[2], tok[2] + len(tok[1]))
+        if tok[0] == "name":
+            end = tok[2] + len(tok[1])
+            if self.peek()[1] == "(":
                 return self.call(tok)
-            if tok.text in FUNCTIONS:
-                self.fail(tok, f"{tok.text!r} is a function; call it as {tok.text}(...)")
-            if tok.text in CONSTANTS:
-                return Ast("num", CONSTANTS[tok.text], [], tok.col, end)
-            if tok.text not in self.seen:
-                self.seen.add(tok.text)
-                self.names.append(tok.text)
-            return Ast("var", tok.text, [], tok.col, end)
-        if tok.text in ("-", "+"):
+            if tok[1] in FUNCTIONS:
+                self.fail(tok, f"{tok[1]!r} is a function; call it as {tok[1]}(...)")
+            if tok[1] in CONSTANTS:
+                return self.node("num", CONSTANTS[tok[1]], [], tok[2], end)
+            if tok[1] not in self.seen:
+                self.seen.add(tok[1])
+                self.names.append(tok[1])
+            return self.node("var", tok[1], [], tok[2], end)
+        if tok[1] in ("-", "+"):
             operand = self.expression(_PREFIX_BP)
-            if tok.text == "+":
+            if tok[1] == "+":
                 return operand
-            return Ast("neg", None, [operand], tok.col, operand.end)
-        if tok.text == "(":
+            return self.node("neg", None, [operand], tok[2], operand.end)
+        if tok[1] == "(":
             inner = self.expression(0)
             close = self.expect(")")
-            return Ast(inner.kind, inner.val, inner.kids, tok.col, close.col + 1) \
-                if inner.kind != "var" else inner
-        if tok.text == "[":
+            if inner.kind != "var":   # the span takes the parentheses in
+                inner.start, inner.end = tok[2], close[2] + 1
+            return inner
+        if tok[1] == "[":
             items = self.items("]")
             if not items:
                 self.fail(tok, "an empty list")
-            return Ast("list", None, items, tok.col, self.toks[self.i - 1].col + 1)
+            return self.node("list", None, items, tok[2], self.toks[self.i - 1][2] + 1)
         self.fail(tok)
 
     def items(self, close):
         items = []
-        if self.peek().text == close:
+        if self.peek()[1] == close:
             self.next()
             return items
         while True:
             items.append(self.expression(0))
             tok = self.next()
-            if tok.text == close:
+            if tok[1] == close:
                 return items
-            if tok.text != ",":
+            if tok[1] != ",":
                 self.fail(tok, f"expected ',' or {close!r} but found "
-                               + ("the end of the expression" if tok.kind == "end" else repr(tok.text)))
+                               + ("the end of the expression" if tok[0] == "end" else repr(tok[1])))
 
     def call(self, name_tok):
-        name = name_tok.text
+        name = name_tok[1]
         if name not in FUNCTIONS:
             import difflib
             close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
@@ -201,39 +215,39 @@ class _Parser:
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = str(lo) if lo == hi else (f"{lo} or more" if hi is None else f"{lo} to {hi}")
             self.fail(name_tok, f"{name} takes {want} argument{'s' if want != '1' else ''}, not {len(args)}")
-        return Ast("call", name, args, name_tok.col, self.toks[self.i - 1].col + 1)
+        return self.node("call", name, args, name_tok[2], self.toks[self.i - 1][2] + 1)
 
     def postfix(self, left):
         tok = self.next()
-        if tok.text == ".":
+        if tok[1] == ".":
             attr = self.next()
-            if attr.text != "T":
+            if attr[1] != "T":
                 self.fail(attr, "only '.T' may follow a '.'")
-            return Ast("T", None, [left], left.start, attr.col + 1)
-        if tok.text == "(":
+            return self.node("T", None, [left], left.start, attr[2] + 1)
+        if tok[1] == "(":
             self.fail(tok, "only functions can be called")
         idx = []
         while True:
             idx.append(self.index_item())
             nxt = self.next()
-            if nxt.text == "]":
+            if nxt[1] == "]":
                 break
-            if nxt.text != ",":
+            if nxt[1] != ",":
                 self.fail(nxt, "expected ',' or ']' in an index")
-        return Ast("index", tuple(idx), [left], left.start, nxt.col + 1)
+        return self.node("index", tuple(idx), [left], left.start, nxt[2] + 1)
 
     def index_item(self):
         parts, cur = [], None
         while True:
             tok = self.peek()
-            if tok.text == ":":
+            if tok[1] == ":":
                 self.next()
                 parts.append(cur)
                 cur = None
                 if len(parts) > 2:
                     self.fail(tok, "too many ':' in a slice")
                 continue
-            if tok.text in (",", "]"):
+            if tok[1] in (",", "]"):
                 break
             cur = self.integer()
         if not parts:
@@ -245,35 +259,31 @@ class _Parser:
     def integer(self):
         tok = self.next()
         sign = 1
-        if tok.text in ("-", "+"):
-            sign = -1 if tok.text == "-" else 1
+        if tok[1] in ("-", "+"):
+            sign = -1 if tok[1] == "-" else 1
             tok = self.next()
-        if tok.kind != "num" or not tok.text.isdigit():
+        if tok[0] != "num" or not tok[1].isdigit():
             self.fail(tok, "an index must be an integer literal")
-        if len(tok.text) > 18:
-            self.fail(tok, f"an index of {len(tok.text)} digits is out of range")
-        return sign * int(tok.text)
+        if len(tok[1]) > 18:
+            self.fail(tok, f"an index of {len(tok[1])} digits is out of range")
+        return sign * int(tok[1])
 
 
 # ---- building the graph -----------------------------------------------------------------
 def _build(expr, graph, shapes):
-    """Post-order walk with an explicit stack (flat sums of 10^4 terms are deep trees)."""
+    """The syntax nodes in the parser's order (children first: no recursion, and flat sums
+    of 10^5 terms are deep trees), each made into a graph node once."""
     text = expr.text
     graph.strict = True
     try:
-        stack, done = [(expr.ast, False)], []
-        while stack:
-            ast, ready = stack.pop()
-            if not ready:
-                stack.append((ast, True))
-                stack.extend((k, False) for k in reversed(ast.kids))
-                continue
-            kids = [done.pop() for _ in ast.kids][::-1]
+        done = []
+        for ast in expr.order:
+            kids = [done[k.k] for k in ast.kids]
             node = _make(graph, ast, kids, shapes, text)
-            if is_traced(node) and node.span is None and node.op not in ("var", "const"):
+            if type(node) is Node and node.span is None and node.op != "var" and node.op != "const":
                 node.span = (text, ast.start, ast.end)
             done.append(node)
-        return graph.lift(done[0])
+        return graph.lift(done[expr.ast.k])
     finally:
         graph.strict = False
 
@@ -286,8 +296,12 @@ def _make(graph, ast, kids, shapes, text):
         return graph.var(ast.val, shapes[ast.val])
     try:
         if k == "bin":
-            f = P.matmul if ast.val == "@" else (lambda a, b: P.bind(P.INFIX[ast.val], a, b))
-            return f(*kids)
+            if ast.val == "@":
+                return P.matmul(*kids)
+            a, b = kids
+            if type(a) is Node and type(b) is Node:
+                return graph.apply(P.INFIX[ast.val], kids, {})
+            return P.bind(P.INFIX[ast.val], a, b)
         if k == "neg":
             return P.neg(kids[0])
         if k == "call":
