@@ -347,15 +347,18 @@ class Program:
     def _slots(self, env):
         """The slots for this call's leading shape of points, or None when the values are too
         small for kept arrays to pay."""
-        leads = []
-        for probe in self.probes:
-            if probe is not None:
-                a = env[probe[0]]
-                leads.append(np.shape(a)[:np.ndim(a) - probe[1]])
-        leads.append(np.broadcast_shapes(*leads))   # the leading axes of a value with directions
-        lead = (leads[0], leads[-1])
-        if math.prod(lead[1]) * self.widest < _REUSE_FROM:
+        (name, ndim), tangent = self.probes
+        a = env[name]
+        points = np.shape(a)[:np.ndim(a) - ndim]
+        both = points
+        if tangent is not None:   # the leading axes of a value with directions
+            a = env[tangent[0]]
+            both = np.shape(a)[:np.ndim(a) - tangent[1]]
+            if both != points:
+                both = np.broadcast_shapes(points, both)
+        if math.prod(both) * self.widest < _REUSE_FROM:
             return None
+        lead = (points, both)
         if lead != self.lead or not self.buffers:
             self.buffers = [np.empty(lead[t] + s) for t, s in self.slot_shapes]
             self.lead = lead

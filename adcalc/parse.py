@@ -12,7 +12,7 @@ from adcalc import primitives as P
 from adcalc.graph import Node
 from adcalc.errors import InputError, ParseError
 
-MAX_LENGTH = 1_000_000
+MAX_LENGTH = 4_000_000   # characters: a flat sum of 10^5 variables is 1.6 million
 MAX_DEPTH = 200
 
 _TOKEN = re.compile(r"""
@@ -156,7 +156,8 @@ class _Parser:
         if tok[0] == "num":
             value = float(tok[1])
             if not math.isfinite(value):
-                raise InputError(f"the number {tok[1]} at column {tok[2] + 1} overflows a float64")
+                shown = tok[1] if len(tok[1]) <= 40 else f"{tok[1][:20]}...{tok[1][-10:]} ({len(tok[1])} characters)"
+                raise InputError(f"the number {shown} at column {tok[2] + 1} overflows a float64")
             return self.node("num", value, [], tok[2], tok[2] + len(tok[1]))
         if tok[0] == "name":
             end = tok[2] + len(tok[1])

@@ -400,6 +400,18 @@ def _reshape(x, shape, src):
     return np.reshape(x, np.shape(x)[:_lead(x, src)] + tuple(shape))
 
 
+def _bind_reshape(node):
+    """_reshape for one node (evaluate.Program): the target's trailing shape decided once."""
+    shape, nsrc = tuple(node.p["shape"]), len(node.p["src"])
+
+    def reshape(x):
+        return x.reshape(x.shape[:x.ndim - nsrc] + shape) if type(x) is np.ndarray else _reshape(x, shape, node.p["src"])
+    return reshape
+
+
+_reshape.bind = _bind_reshape
+
+
 def _transpose(x, src):
     lead = _lead(x, src)
     return np.transpose(x, tuple(range(lead)) + tuple(range(np.ndim(x) - 1, lead - 1, -1)))
@@ -439,6 +451,30 @@ def _concat(*xs, srcs):
     xs = [np.asarray(x) for x in xs]
     lead = np.broadcast_shapes(*[np.shape(x)[:_lead(x, s)] for x, s in zip(xs, srcs)])
     return np.concatenate([np.broadcast_to(x, lead + tuple(s)) for x, s in zip(xs, srcs)], axis=len(lead))
+
+
+def _bind_concat(node):
+    """_concat for one node (evaluate.Program): one np.concatenate when the pieces carry the
+    same leading axes (the usual case), the general path otherwise."""
+    srcs = tuple(tuple(s) for s in node.p["srcs"])
+    dims = [len(s) for s in srcs]
+
+    def concat(*xs):
+        lead = None
+        for x, d in zip(xs, dims):
+            if type(x) is not np.ndarray:
+                return _concat(*xs, srcs=srcs)
+            own = x.shape[:x.ndim - d]
+            if lead is None:
+                lead = own
+            elif own != lead:
+                return _concat(*xs, srcs=srcs)
+        return np.concatenate(xs, axis=len(lead))
+    concat.fresh = True
+    return concat
+
+
+_concat.bind = _bind_concat
 
 
 def _concat_t(ct, node):

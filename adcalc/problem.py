@@ -127,8 +127,8 @@ class Problem:
         env = dict(self.split(X), **(env or {}))
         limit = self.base_output_id() if check is True else check
         nodes = list(nodes or [self.output])
-        if check is True and self.output is not getattr(self, "base", self).output and self._unchecked(nodes, limit):
-            nodes.append(self.base.output)  # the domain is f's, also when only f' is wanted
+        if check is True and self.output is not getattr(self, "base", self).output:
+            nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
         try:
             return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep, watch=watch)
         except DomainError as e:
@@ -136,12 +136,14 @@ class Problem:
             raise DomainError(f"{e} at {where}") from None
 
     def _unchecked(self, nodes, limit):
-        """Whether f has nodes with a domain to check that evaluating `nodes` would not reach."""
+        """The nodes of f with a domain to check that evaluating `nodes` would not reach (they
+        are evaluated too, with what they need, and no more of f)."""
         key = ("unchecked", tuple(n.id for n in nodes), limit)
         hit = self.graph.cache.get(key)
         if hit is None:
-            hit = self.graph.cache[key] = not (checked(self.graph, [self.base.output], limit)
-                                               <= set(needed(self.graph, nodes)))
+            reached = set(needed(self.graph, nodes))
+            hit = self.graph.cache[key] = [self.graph.nodes[i] for i in
+                                           sorted(checked(self.graph, [self.base.output], limit) - reached)]
         return hit
 
     def widest(self):

@@ -146,3 +146,14 @@ def test_exact_identities_fold_negations_and_share_commuted_products():
     ops = [p.graph.nodes[i].op for i in E.needed(p.graph, [p.output])]
     assert "neg" not in ops and ops.count("mul") == 2   # -(3x) is (-3) x; y + (-x) is y - x
     assert p.value(np.array([1.5, 2.0])) == pytest.approx(2 * 1.5 - 1.5 * 2 - 4.5 + 2.0 - 1.5)
+
+
+def test_a_sum_that_overflows_over_finite_entries_is_still_answered_by_the_graph():
+    """The quick finiteness check sums the answer; huge finite entries whose sum overflows
+    are looked at entry by entry and kept."""
+    p = Problem("1e307 * (x + y)", point={"x": 1.0, "y": 1.0})
+    r = REV.grad(p, np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(r.value, [1e307, 1e307])
+    assert r.info == {}
+    q = Problem("x * 1e308 + y * 1e308", point={"x": 1.0, "y": 1.0})
+    np.testing.assert_array_equal(REV.grad_batch(q, np.ones((3, 2))).value, np.full((3, 2), 1e308))

@@ -18,6 +18,8 @@ The public methods (grad, jacobian, hessian, hvp, jvp, vjp) take one point x (n,
 many X (N, n) and return a Result, whose value has the quantity's shape, after a
 leading axis of points when many were given.
 """
+import math
+
 import numpy as np
 
 from adcalc import derivatives
@@ -164,16 +166,19 @@ def through_graph(dp, X, env, sweep, lead=None):
     lead = (len(X),) if lead is None else tuple(lead)
     with Underflow() as under:
         out = dp.values(X, env=env, keep=frozenset(), watch=True)[dp.output.id]
+        total = np.sum(out)   # finite when every entry is (one that overflows only costs a closer look)
     if under.seen:
         return sweep(slice(None))
     shape = lead + dp.out_shape
     if dp.output.op in ("const", "var") or out.shape != shape or not out.flags.owndata:
         out = np.array(np.broadcast_to(out, shape), dtype=float)   # not the graph's or the caller's
-    if np.isfinite(out).all():
+    if math.isfinite(total):
         return Result(out)
     axis = len(lead) - 1   # the points
     finite = np.isfinite(np.moveaxis(out, axis, 0).reshape(len(X), -1)).all(axis=1)
     rows = np.flatnonzero(~finite)
+    if not len(rows):
+        return Result(out)
     r = sweep(rows)
     out[(slice(None),) * axis + (rows,)] = r.value
     return Result(out, info=r.info)
