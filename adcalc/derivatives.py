@@ -17,6 +17,7 @@ import numpy as np
 
 from adcalc.ad import jvp_sweep, vjp_sweep
 from adcalc.errors import InputError
+from adcalc.graph import no_gc
 from adcalc.primitives import concat, getitem, reshape, stack_all
 
 DIRECTION = "%d"
@@ -28,7 +29,10 @@ def _ident(node):
 
 def _memo(prob, key, build):
     hit = prob.derived.get(key)
-    return hit if hit is not None else prob.with_output(build(), key)
+    if hit is not None:
+        return hit
+    with no_gc():
+        return prob.with_output(build(), key)
 
 
 def flatten(prob, parts):

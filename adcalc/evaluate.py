@@ -12,7 +12,7 @@ from adcalc.core import PRIMS
 from adcalc.derivatives import DIRECTION
 from adcalc.primitives import full_index
 from adcalc.errors import DomainError
-from adcalc.graph import to_text
+from adcalc.graph import no_gc, to_text
 
 
 def needed(graph, outputs):
@@ -40,17 +40,22 @@ def plan(graph, outputs):
     key = ("plan", tuple(o.id for o in outputs))
     hit = graph.cache.get(key)
     if hit is None:
-        nodes, steps = graph.nodes, []
-        for i in needed(graph, outputs):
-            node = nodes[i]
-            if node.op == "const":
-                steps.append((i, 0, node.value, (), None, None))
-            elif node.op == "var":
-                steps.append((i, 1, node.p["name"], (), None, None))
-            else:
-                steps.append((i, 2, node, tuple(a.id for a in node.args), node.p or None, PRIMS[node.op]))
-        hit = graph.cache[key] = steps
+        with no_gc():
+            hit = graph.cache[key] = _plan(graph, outputs)
     return hit
+
+
+def _plan(graph, outputs):
+    nodes, steps = graph.nodes, []
+    for i in needed(graph, outputs):
+        node = nodes[i]
+        if node.op == "const":
+            steps.append((i, 0, node.value, (), None, None))
+        elif node.op == "var":
+            steps.append((i, 1, node.p["name"], (), None, None))
+        else:
+            steps.append((i, 2, node, tuple(a.id for a in node.args), node.p or None, PRIMS[node.op]))
+    return steps
 
 
 def releases(graph, outputs, keep):
@@ -65,11 +70,11 @@ def releases(graph, outputs, keep):
             for j in args:
                 last[j] = k
         hold = set(keep) | {o.id for o in outputs}
-        hit = [[] for _ in steps]
+        hit = {}
         for j, k in last.items():
             if j not in hold:
-                hit[k].append(j)
-        graph.cache[key] = hit
+                hit.setdefault(k, []).append(j)
+        hit = graph.cache[key] = [hit.get(k, ()) for k in range(len(steps))]
     return hit
 
 
@@ -236,9 +241,11 @@ def program(graph, outputs, keep, limit, first=False):
         if first:
             graph.cache[key] = False
             return None
-        hit = graph.cache[key] = Program(graph, outputs, keep, limit)
+        with no_gc():
+            hit = graph.cache[key] = Program(graph, outputs, keep, limit)
     elif hit is False:
-        hit = graph.cache[key] = Program(graph, outputs, keep, limit)
+        with no_gc():
+            hit = graph.cache[key] = Program(graph, outputs, keep, limit)
     return hit
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from adcalc.errors import DomainError, InputError
 from adcalc.evaluate import checked, evaluate, needed
-from adcalc.graph import Graph
+from adcalc.graph import Graph, no_gc
 from adcalc.parse import parse
 from adcalc.points import component_names, listed, order_variables, parse_point
 from adcalc.primitives import stack_all
@@ -20,6 +20,10 @@ class Problem:
     def __init__(self, exprs, at=None, vars=None, point=None, wrt=None):
         if isinstance(exprs, str):
             exprs = [exprs]
+        with no_gc():
+            self._build(exprs, at, vars, point, wrt)
+
+    def _build(self, exprs, at, vars, point, wrt):
         self.texts = [t.lstrip() for t in exprs]
         parsed = [parse(t) for t in self.texts]
         names = []
