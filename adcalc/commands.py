@@ -3,7 +3,6 @@
 Derivatives (`grad` ... `vjp`, one engine or all), `verify` and `engines`.  JSON goes
 through envelope.py; tables through render.py; warnings go to stderr on a screen.
 """
-import gc
 import sys
 
 import numpy as np
@@ -63,10 +62,7 @@ def read_expressions(exprs):
 
 def problem(exprs, at, vars_, wrt=None):
     names = None if not wrt else [w.strip() for w in wrt.split(",") if w.strip()]
-    prob = Problem(read_expressions(exprs), at=at, vars=vars_, wrt=names)
-    if len(prob.graph.nodes) > 1000:
-        gc.freeze()   # the graph lives as long as the command: the cycle collector need not walk it again
-    return prob
+    return Problem(read_expressions(exprs), at=at, vars=vars_, wrt=names)
 
 
 def engine_options(engine, method=None, fast=False, dtype=None):

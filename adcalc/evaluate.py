@@ -387,7 +387,7 @@ class Program:
                         a = [vals[j] for j in args]
                         if check is not None:
                             ok = check[0](*a)
-                            if ok is not True and not np.all(ok):
+                            if ok is not True and not (ok.all() if type(ok) is np.ndarray else np.all(ok)):
                                 raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
                         vals[i] = x(*a) if slot < 0 or bufs is None else x(*a, out=bufs[slot])
                     elif kind == 0:

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from adcalc import derivatives
+from adcalc.ad import Underflow
 from adcalc.errors import EngineError, InputError
 from adcalc.quantities import QUANTITIES
 
@@ -161,8 +162,6 @@ def through_graph(dp, X, env, sweep, lead=None):
     underflow.  So the points where the graph's answer is not finite come from
     `sweep(rows)` (a Result over those points), and all points do when some number
     underflowed."""
-    from adcalc.ad import Underflow
-
     lead = (len(X),) if lead is None else tuple(lead)
     with Underflow() as under:
         out = dp.values(X, env=env, keep=frozenset(), watch=True)[dp.output.id]
