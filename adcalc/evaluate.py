@@ -332,16 +332,23 @@ class Program:
             else:
                 due.setdefault(last, []).append(t)
         self.slot_shapes = slots
+        steps_kind = {st[0]: st[1] for st in steps}
+        # the constants stand in a template of the values; a step is (id, implementation or
+        # None for a variable, argument ids or the variable's name, domain check, slot, dead ids)
+        self.template = [None] * self.size
         self.steps = []
         for k, (i, kind, payload, args, params, prim) in enumerate(steps):
-            if kind != 2:
-                self.steps.append((i, kind, payload, args, None, -1, tuple(free[k])))
-                continue
-            impl = bound.get(i) or (prim.impl if not params else functools.partial(prim.impl, **params))
-            check = None
-            if prim.domain is not None and i <= limit and not always_inside(payload):
-                check = (prim.domain[0], prim.domain[1], payload)
-            self.steps.append((i, kind, impl, args, check, slot_of.get(i, -1), tuple(free[k])))
+            dead = tuple(j for j in free[k] if steps_kind.get(j) != 0) or None
+            if kind == 0:
+                self.template[i] = payload
+            elif kind == 1:
+                self.steps.append((i, None, payload, None, -1, dead))
+            else:
+                impl = bound.get(i) or (prim.impl if not params else functools.partial(prim.impl, **params))
+                check = None
+                if prim.domain is not None and i <= limit and not always_inside(payload):
+                    check = (prim.domain[0], prim.domain[1], payload)
+                self.steps.append((i, impl, args, check, slot_of.get(i, -1), dead))
         self.probes = [next(((s[2], nodes[s[0]].ndim) for s in steps if s[1] == 1 and s[2].startswith(DIRECTION) == t),
                             None) for t in (False, True)]
         if self.probes[0] is None:   # no variable of the points: nothing to size the slots by
@@ -377,25 +384,25 @@ class Program:
         self.held[0] = nbytes
 
     def run(self, env, size, under="ignore"):
-        vals = [None] * self.size
+        vals = self.template.copy()
+        get = vals.__getitem__
         mine = bool(self.slot_shapes) and self.lock.acquire(blocking=False)
         try:
             bufs = self._slots(env) if mine else None
             with np.errstate(all="ignore", under=under):
-                for i, kind, x, args, check, slot, free in self.steps:
-                    if kind == 2:
-                        a = [vals[j] for j in args]
-                        if check is not None:
-                            ok = check[0](*a)
-                            if ok is not True and not (ok.all() if type(ok) is np.ndarray else np.all(ok)):
-                                raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
-                        vals[i] = x(*a) if slot < 0 or bufs is None else x(*a, out=bufs[slot])
-                    elif kind == 0:
-                        vals[i] = x
-                    else:
-                        vals[i] = np.asarray(env[x], dtype=float)
-                    for j in free:
-                        vals[j] = None
+                for i, x, args, check, slot, free in self.steps:
+                    if x is None:   # a variable: args is its name
+                        vals[i] = np.asarray(env[args], dtype=float)
+                        continue
+                    a = list(map(get, args))
+                    if check is not None:
+                        ok = check[0](*a)
+                        if ok is not True and not (ok.all() if type(ok) is np.ndarray else np.all(ok)):
+                            raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
+                    vals[i] = x(*a) if slot < 0 or bufs is None else x(*a, out=bufs[slot])
+                    if free:
+                        for j in free:
+                            vals[j] = None
         finally:
             if mine:
                 if _HELD[0] > HELD_BYTES:   # used in this call, not kept

@@ -277,9 +277,15 @@ def _build(expr, graph, shapes):
     text = expr.text
     graph.strict = True
     try:
-        done = []
+        done, named = [], {}
         for ast in expr.order:
-            kids = [done[k.k] for k in ast.kids]
+            if ast.kind == "var":   # a name met again is the same node
+                node = named.get(ast.val)
+                if node is None:
+                    node = named[ast.val] = graph.var(ast.val, shapes[ast.val])
+                done.append(node)
+                continue
+            kids = [done[k.k] for k in ast.kids] if ast.kids else ()
             node = _make(graph, ast, kids, shapes, text)
             if type(node) is Node and node.span is None and node.op != "var" and node.op != "const":
                 node.span = (text, ast.start, ast.end)

@@ -95,7 +95,7 @@ def test_an_underflow_on_the_graph_is_reported_as_the_sweep_reports_it():
 def test_domain_checks_stay_where_a_constant_exponent_cannot_decide_them():
     p = Problem("sum(x**2) + sum(x**0.5)", point={"x": np.ones(5000)})
     prog = E.program(p.graph, [p.output], frozenset(), p.base_output_id())
-    checked = [p.graph.nodes[s[0]] for s in prog.steps if s[4] is not None]
+    checked = [p.graph.nodes[s[0]] for s in prog.steps if s[3] is not None]
     assert [n.args[1].uniform for n in checked] == [0.5]   # x**2 needs no check, x**0.5 does
     x = np.ones(5000)
     x[7] = -1.0
