@@ -70,11 +70,12 @@ def releases(graph, outputs, keep):
             for j in args:
                 last[j] = k
         hold = set(keep) | {o.id for o in outputs}
-        hit = {}
-        for j, k in last.items():
-            if j not in hold:
-                hit.setdefault(k, []).append(j)
-        hit = graph.cache[key] = [hit.get(k, ()) for k in range(len(steps))]
+        with no_gc():
+            hit = {}
+            for j, k in last.items():
+                if j not in hold:
+                    hit.setdefault(k, []).append(j)
+            hit = graph.cache[key] = [hit.get(k, ()) for k in range(len(steps))]
     return hit
 
 
@@ -436,11 +437,11 @@ def overflows(prob, vals, count):
         if a.ndim == 0 or a.shape[0] != count:   # a constant (or one point): one answer for all
             return np.full(count, bool(test(a).all()))
         return test(a.reshape(count, -1)).all(axis=1)
+    ids = [i for i in needed(prob.graph, [prob.output])
+           if nodes[i].op not in ("const", "var") and nodes[i].op in PRIMS and vals[i] is not None]
     with np.errstate(all="ignore"):
-        for i in needed(prob.graph, [prob.output]):
+        for i in some_entry(vals, ids, np.isinf):
             node, v = nodes[i], vals[i]
-            if node.op in ("const", "var") or node.op not in PRIMS or v is None:
-                continue
             hit = ~rows(v, lambda a: ~np.isinf(a))
             for a in node.args:
                 if not hit.any():
@@ -449,6 +450,23 @@ def overflows(prob, vals, count):
             if hit.any():
                 out.append((node, hit))
     return out
+
+
+def some_entry(vals, ids, test):
+    """The ids (in order) whose value has an entry where the element-wise `test` holds, found
+    in one pass over all their values: the per-node checks then look at those alone (a long
+    expression has 10^5 nodes, and almost none overflow or underflow)."""
+    arrays = [np.ravel(vals[i]) for i in ids]
+    keep = [k for k, a in enumerate(arrays) if a.size]
+    if not keep:
+        return []
+    arrays = [arrays[k] for k in keep]
+    with np.errstate(all="ignore"):
+        hit = test(np.concatenate(arrays))
+    if not hit.any():
+        return []
+    starts = np.cumsum([0] + [a.size for a in arrays[:-1]])
+    return [ids[k] for k, h in zip(keep, np.logical_or.reduceat(hit, starts)) if h]
 
 
 def overflow_rows(prob, vals, count):

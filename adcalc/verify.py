@@ -28,7 +28,7 @@ from adcalc.core import PRIMS
 from adcalc.engines import ENGINES, engine_class
 from adcalc.engines.base import compute
 from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
-from adcalc.evaluate import needed, overflows
+from adcalc.evaluate import needed, overflows, some_entry
 from adcalc.graph import to_text
 from adcalc.points import component_names
 from adcalc.quantities import NAMES, QUANTITIES
@@ -126,11 +126,10 @@ def find_underflows(prob, x, vals=None):
     nodes = prob.graph.nodes
     vals = prob.evaluate(x) if vals is None else vals
     out = []
-    for i in needed(prob.graph, [prob.output]):
-        node, v = nodes[i], vals[i]
-        prim = PRIMS.get(node.op)
-        if prim is None or node.op in ("const", "var") or v is None or not np.any(np.abs(v) < TINY_NORMAL):
-            continue
+    ids = [i for i in needed(prob.graph, [prob.output])
+           if nodes[i].op in PRIMS and nodes[i].op not in ("const", "var") and vals[i] is not None]
+    for i in some_entry(vals, ids, lambda a: np.abs(a) < TINY_NORMAL):
+        node, prim = nodes[i], PRIMS[nodes[i].op]
         args = [vals[a.id] for a in node.args]
         if not all(np.all(np.isfinite(a) & (a != 0)) for a in args):
             continue

@@ -157,3 +157,13 @@ def test_a_sum_that_overflows_over_finite_entries_is_still_answered_by_the_graph
     assert r.info == {}
     q = Problem("x * 1e308 + y * 1e308", point={"x": 1.0, "y": 1.0})
     np.testing.assert_array_equal(REV.grad_batch(q, np.ones((3, 2))).value, np.full((3, 2), 1e308))
+
+
+def test_some_entry_finds_exactly_the_values_with_a_matching_entry():
+    vals = [np.array([1.0, np.inf]), np.zeros(0), np.array(3.0), np.array([[1e-310, 1.0]]), None,
+            np.array([True, False]), np.array([-np.inf])]
+    ids = [0, 1, 2, 3, 5, 6]
+    assert E.some_entry(vals, ids, np.isinf) == [0, 6]
+    assert E.some_entry(vals, ids, lambda a: np.abs(a) < 2.0 ** -1022) == [3, 5]   # False is 0
+    assert E.some_entry(vals, ids, np.isnan) == [] and E.some_entry(vals, [], np.isinf) == []
+    assert E.some_entry(vals, [2, 5], lambda a: a == 0) == [5]
