@@ -1,6 +1,7 @@
-"""Dead arrays kept for reuse: the interpreter and the backward sweep write results into an
+"""Dead arrays kept for reuse: the sweeps over numbers (adcalc.ad) write results into an
 array of the same shape that an earlier node (or an earlier call) no longer needs, instead of
-asking the allocator for fresh memory each time.
+asking the allocator for fresh memory each time.  (Compiled evaluations keep their own
+arrays: evaluate.Program's slots.)
 
 Large numpy arrays come from mmap, and glibc returns them to the system when freed, so
 every new one faults its pages in again: in a fresh process that page-faulting was most of

@@ -1,6 +1,11 @@
 """The numpy interpreter over the graph, batched over points, with a domain check at every
 node that has one.  Values carry a leading axis of points: a variable's value is
-(N,) + its shape, a constant keeps its nominal shape (numpy broadcasts it)."""
+(N,) + its shape, a constant keeps its nominal shape (numpy broadcasts it); a value that
+depends on direction variables carries (K, N).
+
+`evaluate` interprets the plan the first time an evaluation is asked for and runs it as a
+compiled `Program` from the second time on (when only some values are kept: the usual
+case of the engines).  Also here: the overflow checks of a point or of batch rows."""
 import functools
 import math
 import threading
