@@ -107,20 +107,24 @@ class Primitive:
                 variable).
     period      the function is periodic with this period (sin, cos: 2 pi; tan: pi): an
                 argument computed with a rounding error near a period leaves no digit.
+    commutative f(x, y) = f(y, x) in float64 (add, mul): the graph keeps one node for both.
+    selects     its value is one of its arguments' entries, or its negation (neg, abs,
+                max, the structural ops): made of exact numbers by such records alone, a
+                value is exact.
     """
 
     __slots__ = ("name", "nargs", "impl", "kind", "pointwise", "partials", "transpose", "jvp",
                  "vjp", "shape", "sympy", "c", "c_domain", "domain", "kink", "sample", "complex_ok", "cimpl",
                  "infix", "prec", "spell", "arity", "doc", "params", "complex_at", "singular",
-                 "constant_partials", "period")
+                 "constant_partials", "period", "commutative", "selects")
 
     def __init__(self, name, nargs, impl, kind="elementwise", partials=None, transpose=None,
                  jvp=None, vjp=None, shape=None, sympy=None, c=None, domain=None, kink=None,
                  sample="real", complex_ok=True, cimpl=None, infix=None, prec=None, spell=(),
                  arity=None, doc=None, pointwise=None, params=(), complex_at=None, singular=False,
-                 c_domain=None, period=None):
+                 c_domain=None, period=None, commutative=False, selects=False):
         assert kind in KINDS, kind
-        self.period = period
+        self.period, self.commutative, self.selects = period, commutative, selects
         self.name, self.nargs, self.impl, self.kind = name, nargs, impl, kind
         self.pointwise = kind in ("elementwise", "zero") if pointwise is None else pointwise
         self.partials, self.transpose, self.jvp, self.vjp = partials, transpose, jvp, vjp

@@ -69,19 +69,27 @@ def releases(graph, outputs, keep):
     key = ("releases", tuple(o.id for o in outputs), keep)
     hit = graph.cache.get(key)
     if hit is None:
-        steps = plan(graph, outputs)
-        last = {}
-        for k, (i, kind, payload, args, params, prim) in enumerate(steps):
-            for j in args:
-                last[j] = k
-        hold = set(keep) | {o.id for o in outputs}
         with no_gc():
-            hit = {}
-            for j, k in last.items():
-                if j not in hold:
-                    hit.setdefault(k, []).append(j)
-            hit = graph.cache[key] = [hit.get(k, ()) for k in range(len(steps))]
+            hit = graph.cache[key] = _dead_after(plan(graph, outputs), set(keep) | {o.id for o in outputs})
     return hit
+
+
+def _last_reads(steps):
+    """{id: the index of the last step that reads it}."""
+    last = {}
+    for k, step in enumerate(steps):
+        for j in step[3]:
+            last[j] = k
+    return last
+
+
+def _dead_after(steps, hold):
+    """Per step, the ids (not in `hold`) that no later step reads."""
+    dead = {}
+    for j, k in _last_reads(steps).items():
+        if j not in hold:
+            dead.setdefault(k, []).append(j)
+    return [dead.get(k, ()) for k in range(len(steps))]
 
 
 def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None, watch=False):
@@ -101,7 +109,7 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None, 
     if keep is not None and bad is None and dtype is float:
         prog = program(graph, outputs, keep, limit, first=True)
         if prog is not None:
-            return prog.run(env, len(graph.nodes), "call" if watch else "ignore")
+            return prog.run(env, "call" if watch else "ignore")
     vals = [None] * len(graph.nodes)
     cplx = dtype is complex
     free = releases(graph, outputs, keep) if keep is not None else None
@@ -243,13 +251,10 @@ def program(graph, outputs, keep, limit, first=False):
     second call."""
     key = ("program", tuple(o.id for o in outputs), keep, limit)
     hit = graph.cache.get(key)
-    if hit is None:
-        if first:
-            graph.cache[key] = False
-            return None
-        with no_gc():
-            hit = graph.cache[key] = Program(graph, outputs, keep, limit)
-    elif hit is False:
+    if hit is None and first:
+        graph.cache[key] = False   # asked for once
+        return None
+    if not hit:
         with no_gc():
             hit = graph.cache[key] = Program(graph, outputs, keep, limit)
     return hit
@@ -272,19 +277,8 @@ class Program:
         nodes = graph.nodes
         hold = set(keep) | {o.id for o in outputs}
         steps, fused, self.size = _rewrite(plan(graph, outputs), nodes, hold)
-        last = {}
-        for k, (i, kind, payload, args, params, prim) in enumerate(steps):
-            for j in args:
-                last[j] = k
-        free = [[] for _ in steps]
-        for j, k in last.items():
-            if j not in hold:
-                free[k].append(j)
-        # the step after which each value's array is no longer read, views counted
-        end = {}
-        for k, (i, kind, payload, args, params, prim) in enumerate(steps):
-            for j in args:
-                end[j] = k
+        free = _dead_after(steps, hold)
+        end = _last_reads(steps)   # the step after which each value's array is no longer read, views counted
         bound = dict(fused)   # implementations specialised to their node (the record's impl.bind)
         for i, kind, payload, args, params, prim in steps:
             if i in fused:
@@ -293,15 +287,14 @@ class Program:
             f = bind(payload) if bind is not None else None
             if f is not None:
                 bound[i] = f
-        escape = set(keep) | {o.id for o in outputs}
-        slotted = {}
-        for k in range(len(steps) - 1, -1, -1):
+        escape, slotted = set(hold), set()   # escape: handed out, or viewed by what is
+        for k in range(len(steps) - 1, -1, -1):   # consumers before producers
             i, kind, payload, args, params, prim = steps[k]
             if kind != 2:
                 continue
             if (_writes_out(prim) or i in fused) and nodes[i].depends:
                 if i not in escape:
-                    slotted[i] = True
+                    slotted.add(i)
                 continue
             if getattr(bound.get(i), "fresh", False):
                 continue
@@ -309,8 +302,6 @@ class Program:
                 end[j] = max(end.get(j, k), end.get(i, k))
                 if i in escape:
                     escape.add(j)
-        for i in escape:
-            slotted.pop(i, None)
         # a value that depends on a direction variable (derivatives.directions) carries the
         # directions' leading axes (K, N) where the others carry the points' (N,)
         tang = set()
@@ -343,6 +334,7 @@ class Program:
         # None for a variable, argument ids or the variable's name, domain check, slot, dead ids)
         self.template = [None] * self.size
         self.steps = []
+        checks = checked(graph, outputs, limit)
         for k, (i, kind, payload, args, params, prim) in enumerate(steps):
             dead = tuple(j for j in free[k] if steps_kind.get(j) != 0) or None
             if kind == 0:
@@ -351,9 +343,7 @@ class Program:
                 self.steps.append((i, None, payload, None, -1, dead))
             else:
                 impl = bound.get(i) or (prim.impl if not params else functools.partial(prim.impl, **params))
-                check = None
-                if prim.domain is not None and i <= limit and not always_inside(payload):
-                    check = (prim.domain[0], prim.domain[1], payload)
+                check = (prim.domain[0], prim.domain[1], payload) if i in checks else None
                 self.steps.append((i, impl, args, check, slot_of.get(i, -1), dead))
         self.probes = [next(((s[2], nodes[s[0]].ndim) for s in steps if s[1] == 1 and s[2].startswith(DIRECTION) == t),
                             None) for t in (False, True)]
@@ -389,7 +379,7 @@ class Program:
         _HELD[0] += nbytes - self.held[0]
         self.held[0] = nbytes
 
-    def run(self, env, size, under="ignore"):
+    def run(self, env, under="ignore"):
         vals = self.template.copy()
         get = vals.__getitem__
         mine = bool(self.slot_shapes) and self.lock.acquire(blocking=False)
@@ -442,10 +432,8 @@ def overflows(prob, vals, count):
         if a.ndim == 0 or a.shape[0] != count:   # a constant (or one point): one answer for all
             return np.full(count, bool(test(a).all()))
         return test(a.reshape(count, -1)).all(axis=1)
-    ids = [i for i in needed(prob.graph, [prob.output])
-           if nodes[i].op not in ("const", "var") and nodes[i].op in PRIMS and vals[i] is not None]
     with np.errstate(all="ignore"):
-        for i in some_entry(vals, ids, np.isinf):
+        for i in computed_where(prob, vals, np.isinf):
             node, v = nodes[i], vals[i]
             hit = ~rows(v, lambda a: ~np.isinf(a))
             for a in node.args:
@@ -455,6 +443,14 @@ def overflows(prob, vals, count):
             if hit.any():
                 out.append((node, hit))
     return out
+
+
+def computed_where(prob, vals, test):
+    """The ids of f's computed sub-expressions (not its variables or constants) whose value
+    has an entry where the element-wise `test` holds (`some_entry`)."""
+    nodes = prob.graph.nodes
+    return some_entry(vals, [i for i in needed(prob.graph, [prob.output])
+                             if nodes[i].op in PRIMS and vals[i] is not None], test)
 
 
 def some_entry(vals, ids, test):

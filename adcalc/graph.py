@@ -107,8 +107,9 @@ class Graph:
         return node
 
     def var(self, name, shape):
-        node = self._add(("var", name), lambda: Node(self, "var", (), {"name": name}, tuple(shape)))
-        self.vars[name] = node
+        node = self.vars.get(name)
+        if node is None:
+            node = self.vars[name] = self._add(("var", name), lambda: Node(self, "var", (), {"name": name}, tuple(shape)))
         return node
 
     def const(self, value):
@@ -121,17 +122,12 @@ class Graph:
 
     def apply(self, name, args, params):
         prim = PRIMS[name]
-        if not params and prim.shape is None and len(args) == 2:   # the common case, shortest path
-            x, y = args
-            if type(x) is Node and type(y) is Node and x.shape == y.shape and x.op != "const" != y.op \
-                    and (name not in _IDENTITIES or (x.op != "neg" != y.op)):
-                key = (name, (x.id, y.id) if x.id <= y.id or name not in _COMMUTATIVE else (y.id, x.id), ())
-                node = self._intern.get(key)
-                if node is None:
-                    node = Node(self, name, (x, y), params, x.shape)
-                    self.nodes.append(node)
-                    self._intern[key] = node
-                return node
+        if not params and prim.shape is None and len(args) == 2:
+            x, y = args   # the common case: two same-shape operands, no constant, no params
+            if type(x) is Node and type(y) is Node and x.shape == y.shape and x.op != "const" != y.op:
+                args = (x, y)   # nothing to broadcast or fold
+                simple = _simplify(self, name, args, params, x.shape)
+                return simple if simple is not None else self._interned(prim, args, params, x.shape)
         args = tuple([a if type(a) is Node else self.const(a) for a in args])
         if "src" in params and prim.kind in ("linear", "custom"):
             params = dict(params, src=args[0].shape)
@@ -146,13 +142,17 @@ class Graph:
             return simple
         if args and all(a.op == "const" for a in args):
             return self._fold(prim, args, params, shape)
+        return self._interned(prim, args, params, shape)
+
+    def _interned(self, prim, args, params, shape):
+        """The node of prim on args, made once (x*2 and 2*x are one node: the same number)."""
         ids = [a.id for a in args]
-        if name in _COMMUTATIVE:   # x*2 and 2*x are one node (the same number in IEEE arithmetic)
+        if prim.commutative:
             ids.sort()
-        key = (name, tuple(ids), _key(tuple(sorted(params.items()))) if params else ())
+        key = (prim.name, tuple(ids), _key(tuple(sorted(params.items()))) if params else ())
         node = self._intern.get(key)
         if node is None:
-            node = Node(self, name, args, params, shape)
+            node = Node(self, prim.name, args, params, shape)
             self.nodes.append(node)
             self._intern[key] = node
         return node
@@ -186,10 +186,6 @@ class Graph:
         return out
 
 
-_COMMUTATIVE = ("add", "mul")
-_IDENTITIES = ("add", "sub", "mul", "div", "pow")   # _simplify looks at these when an argument is a neg
-
-
 def _is_const(node, c):
     return node.uniform is not None and node.uniform == c
 
@@ -198,6 +194,8 @@ def _simplify(g, name, args, params, shape):
     """Algebraic identities that keep derivative graphs small."""
     if name in ("add", "sub", "mul", "div", "pow"):
         x, y = args
+        if x.op != "const" != y.op and x.op != "neg" != y.op:   # every identity below needs one
+            return None
         if name == "add" and _is_const(x, 0) and y.shape == shape:
             return y
         if name in ("add", "sub") and _is_const(y, 0) and x.shape == shape:

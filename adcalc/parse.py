@@ -277,14 +277,8 @@ def _build(expr, graph, shapes):
     text = expr.text
     graph.strict = True
     try:
-        done, named = [], {}
+        done = []
         for ast in expr.order:
-            if ast.kind == "var":   # a name met again is the same node
-                node = named.get(ast.val)
-                if node is None:
-                    node = named[ast.val] = graph.var(ast.val, shapes[ast.val])
-                done.append(node)
-                continue
             kids = [done[k.k] for k in ast.kids] if ast.kids else ()
             node = _make(graph, ast, kids, shapes, text)
             if type(node) is Node and node.span is None and node.op != "var" and node.op != "const":
@@ -303,12 +297,7 @@ def _make(graph, ast, kids, shapes, text):
         return graph.var(ast.val, shapes[ast.val])
     try:
         if k == "bin":
-            if ast.val == "@":
-                return P.matmul(*kids)
-            a, b = kids
-            if type(a) is Node and type(b) is Node:
-                return graph.apply(P.INFIX[ast.val], kids, {})
-            return P.bind(P.INFIX[ast.val], a, b)
+            return P.matmul(*kids) if ast.val == "@" else graph.apply(P.INFIX[ast.val], kids, {})
         if k == "neg":
             return P.neg(kids[0])
         if k == "call":

@@ -29,30 +29,32 @@ def _vec(f):
     return lambda x: np.asarray(uf(x), dtype=float) if np.ndim(x) else np.float64(f(float(x)))
 
 
-def _pow(x, y, out=None):
+def _square(x, y, out=None):
+    return np.square(x, out=out)
+
+
+def _first(x, y, out=None):
+    return np.multiply(x, 1.0, out=out)
+
+
+def _pow_by(y):
+    """The implementation for a real scalar exponent 2 or 1 (x*x, x), else None (np.power)."""
     if np.ndim(y) == 0 and not np.iscomplexobj(y):
         if y == 2:
-            return np.square(x, out=out)
+            return _square
         if y == 1:
-            return np.multiply(x, 1.0, out=out)
-    return np.power(x, y, out=out)
-
-
-_pow.takes_out = True   # evaluate may hand it a dead argument's array to write into
-
-
-def _bind_pow(node):
-    """The implementation for one node (evaluate.Program): a constant real exponent 2 or 1
-    is decided once, not at every call."""
-    y = node.args[1]
-    if y.op == "const" and y.value.ndim == 0 and not np.iscomplexobj(y.value) and y.uniform in (1.0, 2.0):
-        if y.uniform == 2.0:
-            return lambda x, y, out=None: np.square(x, out=out)
-        return lambda x, y, out=None: np.multiply(x, 1.0, out=out)
+            return _first
     return None
 
 
-_pow.bind = _bind_pow
+def _pow(x, y, out=None):
+    f = _pow_by(y)
+    return np.power(x, y, out=out) if f is None else f(x, y, out=out)
+
+
+_pow.takes_out = True   # evaluate may hand it a dead argument's array to write into
+# for one node (evaluate.Program): a constant exponent's implementation decided once
+_pow.bind = lambda node: _pow_by(node.args[1].value) if node.args[1].op == "const" else None
 
 
 def _pow_ok(x, y):
@@ -121,11 +123,11 @@ select = register("select", 3, lambda c, a, b: np.where(c != 0, a, b), kind="cus
 
 # ---- elementwise, binary ----------------------------------------------------------------------
 add = register("add", 2, np.add, partials=(lambda x, y, a: ONE, lambda x, y, a: ONE),
-               sympy=lambda s, x, y: x + y, c="({0} + {1})", infix="+", prec=1)
+               sympy=lambda s, x, y: x + y, c="({0} + {1})", infix="+", prec=1, commutative=True)
 sub = register("sub", 2, np.subtract, partials=(lambda x, y, a: ONE, lambda x, y, a: MINUS),
                sympy=lambda s, x, y: x - y, c="({0} - {1})", infix="-", prec=1)
 mul = register("mul", 2, np.multiply, partials=(lambda x, y, a: y, lambda x, y, a: x),
-               sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2)
+               sympy=lambda s, x, y: x * y, c="({0} * {1})", infix="*", prec=2, commutative=True)
 def _ddiv_dy(x, y, a):
     """-x/y^2 as -a/y (no y^2 to overflow), but as -x/(y y) where a = x/y itself left the
     normal range (5e-324 / 2.3e-9 is a subnormal with 3 digits, while x/y^2 is normal)."""
@@ -234,7 +236,7 @@ minimum = register("minimum", 2, np.minimum,
 
 # ---- elementwise, unary -----------------------------------------------------------------------
 neg = register("neg", 1, np.negative, partials=(lambda x, a: MINUS,), sympy=lambda s, x: -x,
-               c="(-{0})", infix="-", prec=3)
+               c="(-{0})", infix="-", prec=3, selects=True)
 exp = register("exp", 1, np.exp, partials=(lambda x, a: a,), sympy="exp", c="exp({0})",
                spell=("exp",), doc="e**x")
 expm1 = register("expm1", 1, np.expm1, partials=(lambda x, a: exp(x),),  # not a + 1: it rounds
@@ -342,10 +344,10 @@ sinc = register("sinc", 1, _sinc, partials=(_dsinc,), sympy="sinc",
                 doc="sin(x)/x, unnormalised (numpy's sinc is sin(pi x)/(pi x)); sinc(0) = 1")
 abs = register("abs", 1, np.abs, partials=(lambda x, a: select(ge(x, 0.0), 1.0, -1.0),),
                sympy="Abs", c="fabs({0})", complex_ok=False, spell=("abs",),
-               kink=(_zero_at(), "abs'(0) = +1 (JAX)"), doc="absolute value")
+               kink=(_zero_at(), "abs'(0) = +1 (JAX)"), doc="absolute value", selects=True)
 relu = register("relu", 1, lambda x: np.maximum(x, 0.0), partials=(lambda x, a: select(gt(x, 0.0), 1.0, 0.0),),
                 sympy=lambda s, x: s.Max(x, 0), c="((({0}) > 0.0 || ({0}) != ({0})) ? ({0}) : 0.0)", complex_ok=False, spell=("relu",),
-                kink=(_zero_at(), "relu'(0) = 0 (JAX)"), doc="max(x, 0)")
+                kink=(_zero_at(), "relu'(0) = 0 (JAX)"), doc="max(x, 0)", selects=True)
 sign = register("sign", 1, np.sign, kind="zero", sympy="sign", c="(({0}) > 0.0 ? 1.0 : ({0}) < 0.0 ? -1.0 : ({0}) == 0.0 ? 0.0 : ({0}))",
                 complex_ok=False, spell=("sign",),
                 kink=(_zero_at(), "sign' = 0, also at 0 where sign jumps (JAX)"),
@@ -357,11 +359,15 @@ def _lead(x, src):
     return np.ndim(x) - len(src)
 
 
+def _summed(shape, src):
+    """The axes of a value of shape `src` (after the leading ones) that sum_to sums to `shape`."""
+    extra = len(src) - len(shape)
+    return tuple(range(extra)) + tuple(extra + i for i, (a, b) in enumerate(zip(src[extra:], shape)) if b == 1 and a != 1)
+
+
 def _sum_to(x, shape, src):
     lead = _lead(x, src)
-    extra = len(src) - len(shape)
-    axes = tuple(range(lead, lead + extra))
-    axes += tuple(lead + extra + i for i, (a, b) in enumerate(zip(src[extra:], shape)) if b == 1 and a != 1)
+    axes = tuple(lead + a for a in _summed(shape, src))
     if not axes:
         return x
     out = np.sum(x, axis=axes, keepdims=True)
@@ -372,8 +378,7 @@ def _bind_sum_to(node):
     """_sum_to for one node (evaluate.Program): the axes decided once; a node that reduces
     always returns a new array (`fresh`), never a view of its operand."""
     shape, src = tuple(node.p["shape"]), tuple(node.p["src"])
-    extra = len(src) - len(shape)
-    axes = tuple(range(extra)) + tuple(extra + i for i, (a, b) in enumerate(zip(src[extra:], shape)) if b == 1 and a != 1)
+    axes = _summed(shape, src)
     if not axes:
         return None
     ndim = len(src)
@@ -489,21 +494,21 @@ sum_to = register("sum_to", 1, _sum_to, kind="linear", shape=lambda shapes, shap
                   transpose=lambda ct, node: (broadcast(ct, shape=node.args[0].shape, src=node.shape),))
 broadcast = register("broadcast", 1, _broadcast, kind="linear",
                      shape=lambda shapes, shape, src: tuple(shape),
-                     transpose=lambda ct, node: (sum_to(ct, shape=node.args[0].shape, src=node.shape),))
+                     transpose=lambda ct, node: (sum_to(ct, shape=node.args[0].shape, src=node.shape),), selects=True)
 reshape = register("reshape", 1, _reshape, kind="linear", shape=lambda shapes, shape, src: tuple(shape),
-                   transpose=lambda ct, node: (reshape(ct, shape=node.args[0].shape, src=node.shape),))
+                   transpose=lambda ct, node: (reshape(ct, shape=node.args[0].shape, src=node.shape),), selects=True)
 transpose = register("transpose", 1, _transpose, kind="linear", shape=lambda shapes, src: tuple(src[::-1]),
-                     transpose=lambda ct, node: (transpose(ct, src=node.shape),))
+                     transpose=lambda ct, node: (transpose(ct, src=node.shape),), selects=True)
 getitem = register("getitem", 1, _getitem, kind="linear", shape=_index_shape,
-                   transpose=lambda ct, node: (scatter(ct, idx=node.p["idx"], shape=node.args[0].shape),))
+                   transpose=lambda ct, node: (scatter(ct, idx=node.p["idx"], shape=node.args[0].shape),), selects=True)
 scatter = register("scatter", 1, _scatter, kind="linear", shape=lambda shapes, idx, shape: tuple(shape),
                    transpose=lambda ct, node: (getitem(ct, idx=node.p["idx"], src=node.shape),))
 stack = register("stack", None, _stack, kind="linear",
                  shape=lambda shapes, src: (len(shapes),) + tuple(src),
                  transpose=lambda ct, node: tuple(getitem(ct, idx=(i,), src=node.shape)
-                                                  for i in range(len(node.args))))
+                                                  for i in range(len(node.args))), selects=True)
 concat = register("concat", None, _concat, kind="linear",
-                  shape=lambda shapes, srcs: (sum(s[0] for s in shapes),), transpose=_concat_t)
+                  shape=lambda shapes, srcs: (sum(s[0] for s in shapes),), transpose=_concat_t, selects=True)
 
 
 def expand(t, src, rank):
@@ -551,11 +556,11 @@ def _reduction_sympy(f):
 register("max", 1, _chooser(np.max), kind="custom", jvp=_chooser_jvp, vjp=_chooser_vjp,
          shape=lambda shapes, src: (), sympy=_reduction_sympy(lambda s, x: s.Max(*x)), complex_ok=False,
          kink=(lambda x, ans, src: _tie(x, ans, src), "a tie averages the derivative over the tied entries (JAX)"),
-         params=("src",))
+         params=("src",), selects=True)
 register("min", 1, _chooser(np.min), kind="custom", jvp=_chooser_jvp, vjp=_chooser_vjp,
          shape=lambda shapes, src: (), sympy=_reduction_sympy(lambda s, x: s.Min(*x)), complex_ok=False,
          kink=(lambda x, ans, src: _tie(x, ans, src), "a tie averages the derivative over the tied entries (JAX)"),
-         params=("src",))
+         params=("src",), selects=True)
 
 
 def _others_sum(x, src):

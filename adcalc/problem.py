@@ -130,16 +130,9 @@ class Problem:
         X = np.asarray(X)
         env = dict(self.split(X), **env) if env else self.split(X)
         limit = self.base_output_id() if check is True else check
-        if nodes is None and check is True:   # the usual call: its node list made once
-            key = ("evaluated", self.output.id)
-            nodes = self.graph.cache.get(key)
-            if nodes is None:
-                nodes = self.graph.cache[key] = [self.output] + (
-                    self._unchecked([self.output], limit) if self.output is not getattr(self, "base", self).output else [])
-        else:
-            nodes = list(nodes or [self.output])
-            if check is True and self.output is not getattr(self, "base", self).output:
-                nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
+        nodes = list(nodes or [self.output])
+        if check is True and self.output is not getattr(self, "base", self).output:
+            nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
         try:
             return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep, watch=watch)
         except DomainError as e:

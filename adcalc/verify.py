@@ -28,7 +28,7 @@ from adcalc.core import PRIMS
 from adcalc.engines import ENGINES, engine_class
 from adcalc.engines.base import compute
 from adcalc.errors import AdcalcError, DomainError, EngineUnavailable, InputError
-from adcalc.evaluate import needed, overflows, some_entry
+from adcalc.evaluate import computed_where, needed, overflows
 from adcalc.graph import to_text
 from adcalc.points import component_names
 from adcalc.quantities import NAMES, QUANTITIES
@@ -126,9 +126,7 @@ def find_underflows(prob, x, vals=None):
     nodes = prob.graph.nodes
     vals = prob.evaluate(x) if vals is None else vals
     out = []
-    ids = [i for i in needed(prob.graph, [prob.output])
-           if nodes[i].op in PRIMS and nodes[i].op not in ("const", "var") and vals[i] is not None]
-    for i in some_entry(vals, ids, lambda a: np.abs(a) < TINY_NORMAL):
+    for i in computed_where(prob, vals, lambda a: np.abs(a) < TINY_NORMAL):
         node, prim = nodes[i], PRIMS[nodes[i].op]
         args = [vals[a.id] for a in node.args]
         if not all(np.all(np.isfinite(a) & (a != 0)) for a in args):
@@ -141,10 +139,6 @@ def find_underflows(prob, x, vals=None):
     return out
 
 
-# ops whose value is exactly one of their argument's entries (or its negation): an argument
-# made by these alone is exactly what the user typed
-_EXACT_OPS = {"var", "const", "neg", "broadcast", "reshape", "transpose", "getitem", "stack", "concat",
-              "max", "min", "abs", "relu"}
 LOST_TURNS = 1e-8   # the rounding of a periodic function's computed argument, in periods, from which it warns
 
 
@@ -176,7 +170,8 @@ def find_lost_turns(prob, x, vals=None):
     def made_exactly(node):
         hit = exact.get(node.id)
         if hit is None:
-            hit = exact[node.id] = (node.op in _EXACT_OPS or node.op in ("mul", "div", "add") and _doubling(node)) \
+            hit = exact[node.id] = (node.op in ("var", "const") or PRIMS[node.op].selects
+                                    or node.op in ("mul", "div", "add") and _doubling(node)) \
                 and all(made_exactly(a) for a in node.args)
         return hit
 

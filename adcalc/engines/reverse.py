@@ -21,9 +21,6 @@ from adcalc.ad import Underflow, rule_inputs, vjp_sweep
 from adcalc.engines.base import Engine, Result, through_graph
 
 
-_SEED = np.ones((1, 1, 1))
-
-
 def flat_parts(prob, parts, lead):
     """(lead..., n) from per-variable (co)tangents (None = 0) in variable order."""
     out = []
