@@ -8,6 +8,7 @@ compiled `Program` from the second time on (when only some values are kept: the 
 case of the engines).  Also here: the overflow checks of a point or of batch rows."""
 import functools
 import math
+import operator
 import threading
 import weakref
 
@@ -109,7 +110,7 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None, 
     if keep is not None and bad is None and dtype is float:
         prog = program(graph, outputs, keep, limit, first=True)
         if prog is not None:
-            return prog.run(env, "call" if watch else "ignore")
+            return prog.run(env, None if watch else "ignore")
     vals = [None] * len(graph.nodes)
     cplx = dtype is complex
     free = releases(graph, outputs, keep) if keep is not None else None
@@ -208,6 +209,10 @@ def _rewrite(steps, nodes, hold):
                         j = scalars[c.uniform]
                     new.append(j)
                 args = tuple(new)
+        if kind == 2 and payload.op == "concat" and len(args) > 1 and all(
+                _number_piece(a, uses, hold) for a in payload.args):
+            fused[i] = _stack_numbers(len(args))
+            args = tuple(a.args[0].id for a in payload.args)
         if kind == 2 and payload.op == "add":
             parts, inner = [], []
             for a in payload.args:
@@ -218,11 +223,38 @@ def _rewrite(steps, nodes, hold):
                 fused[i] = _scatter_sum(parts, [nodes[j].ndim for j in inner], payload.shape)
                 args = tuple(inner)
         out.append((i, kind, payload, args, params, prim))
-    if fused:   # the scatters that were folded into a sum are not computed
-        taken = {a.id for i in fused for a in nodes[i].args if a.op == "scatter"} - {j for s in out for j in s[3]}
+    if fused:   # the scatters folded into a sum and the reshapes into a stack are not computed
+        taken = {a.id for i in fused for a in nodes[i].args if a.op in ("scatter", "reshape")} \
+            - {j for s in out for j in s[3]}
         out = [s for s in out if s[0] not in taken]
     consts = [(j, 0, np.float64(u), (), None, None) for u, j in scalars.items()]
     return consts + out, fused, size + len(scalars)
+
+
+def _number_piece(a, uses, hold):
+    """Whether concat's argument `a` is one number made a vector of one (the gradient's
+    entry for a scalar variable), used nowhere else."""
+    return a.op == "reshape" and a.shape == (1,) and not a.args[0].shape and uses.get(a.id) == 1 \
+        and a.id not in hold
+
+
+def _stack_numbers(k):
+    """concat of k numbers each reshaped to (1,), written into one array: each number is
+    copied into its column (no reshape views, no concatenate)."""
+    def stack_numbers(*vals, out=None):
+        if out is None:
+            lead = vals[0].shape
+            for v in vals:
+                if v.shape != lead:
+                    lead = np.broadcast_shapes(*[v.shape for v in vals])
+                    break
+            if not lead:   # numbers (one point of Program._run_point)
+                return np.array(vals, dtype=float)
+            out = np.empty(lead + (k,))
+        for j, v in enumerate(vals):
+            out[..., j] = v
+        return out
+    return stack_numbers
 
 
 def _scatter_sum(parts, ndims, shape):
@@ -258,6 +290,11 @@ def program(graph, outputs, keep, limit, first=False):
         with no_gc():
             hit = graph.cache[key] = Program(graph, outputs, keep, limit)
     return hit
+
+
+def compiled(graph, outputs, keep, limit):
+    """The evaluation's `Program` when it has been compiled (its second call), else None."""
+    return graph.cache.get(("program", tuple(o.id for o in outputs), keep, limit)) or None
 
 
 class Program:
@@ -350,9 +387,24 @@ class Program:
         if self.probes[0] is None:   # no variable of the points: nothing to size the slots by
             self.slot_shapes = []
         self.widest = max([1] + [math.prod(s) for _, s in self.slot_shapes])
-        self.lead, self.buffers, self.held = None, [], [0]
+        # one point of numbers: every variable and every step that computes is a number, or
+        # only moves numbers (`selects`, the stack of numbers)
+        # one point of numbers: every variable is a number, and every step computes a number
+        # pointwise or only moves numbers (`selects`, the stack of numbers)
+        first_op = next((k for k, st in enumerate(steps) if st[1] == 2), len(steps))
+        self.numbers = self.probes[1] is None and all(st[1] != 1 for st in steps[first_op:]) and all(
+            (kind == 1 and not nodes[i].shape) or
+            (kind == 2 and (i in fused or prim.selects or (prim.pointwise and not nodes[i].shape)))
+            for i, kind, _, _, _, prim in steps if kind != 0)
+        if self.numbers:   # arithmetic by the numbers' own operators; 0-d constants as numbers
+            self.point_steps = [(i, _ON_NUMBERS.get(x, x), args, check) for i, x, args, check, _, _ in self.steps]
+            self.point_template = [np.float64(v) if type(v) is np.ndarray and v.ndim == 0 else v
+                                   for v in self.template]
+        self.names = [s[2] for s in self.steps if s[1] is None]
+        self.held = sorted(i for i in hold if steps_kind.get(i, 0) != 0)
+        self.lead, self.buffers, self.kept = None, [], [0]
         self.lock = threading.Lock()
-        weakref.finalize(self, _forget, self.held)
+        weakref.finalize(self, _forget, self.kept)
 
     def _slots(self, env):
         """The slots for this call's leading shape of points, or None when the values are too
@@ -376,36 +428,106 @@ class Program:
         return self.buffers
 
     def _hold(self, nbytes):
-        _HELD[0] += nbytes - self.held[0]
-        self.held[0] = nbytes
+        _HELD[0] += nbytes - self.kept[0]
+        self.kept[0] = nbytes
 
     def run(self, env, under="ignore"):
-        vals = self.template.copy()
-        get = vals.__getitem__
+        """The values (a list by node id: the outputs, `keep` and the constants; None for
+        the others).  `under`: np.errstate's underflow setting, or None when the caller
+        holds an errstate that ignores the rest (adcalc.ad.Underflow)."""
+        if self.numbers:
+            try:
+                return self._run_point(env, under)
+            except (_NotOnePoint, ArithmeticError):   # (a Python float's division by zero) as arrays
+                pass
         mine = bool(self.slot_shapes) and self.lock.acquire(blocking=False)
         try:
             bufs = self._slots(env) if mine else None
+            if under is None:
+                return self._steps(env, bufs, _array, self.steps, self.template)
             with np.errstate(all="ignore", under=under):
-                for i, x, args, check, slot, free in self.steps:
-                    if x is None:   # a variable: args is its name
-                        vals[i] = np.asarray(env[args], dtype=float)
-                        continue
-                    a = list(map(get, args))
-                    if check is not None:
-                        ok = check[0](*a)
-                        if ok is not True and not (ok.all() if type(ok) is np.ndarray else np.all(ok)):
-                            raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
-                    vals[i] = x(*a) if slot < 0 or bufs is None else x(*a, out=bufs[slot])
-                    if free:
-                        for j in free:
-                            vals[j] = None
+                return self._steps(env, bufs, _array, self.steps, self.template)
         finally:
             if mine:
                 if _HELD[0] > HELD_BYTES:   # used in this call, not kept
                     self.buffers, self.lead = [], None
                     self._hold(0)
                 self.lock.release()
+
+    def _run_point(self, env, under):
+        """One point of a program of numbers: each variable is taken as a number (numpy's
+        float64, not a one-element array) and arithmetic is the numbers' own operators, so
+        every step works on numbers: the same loops, the same rounding and the same
+        floating-point flags as on arrays (numpy's scalars raise and call on underflow as
+        its arrays do), at a fraction of the cost of a call on an array.  Numbers are not
+        released as they die; the values handed out get their axis of one point back."""
+        if under is None:
+            work = self._numbers(env)
+        else:
+            with np.errstate(all="ignore", under=under):
+                work = self._numbers(env)
+        vals = self.template.copy()
+        for i in self.held:
+            vals[i] = work[i][None].copy()
         return vals
+
+    def _numbers(self, env):
+        vals = self.point_template.copy()
+        get = vals.__getitem__
+        for i, x, args, check in self.point_steps:
+            if x is None:   # a variable: args is its name
+                vals[i] = _number(env[args])
+                continue
+            a = list(map(get, args))
+            if check is not None:
+                ok = check[0](*a)
+                if ok is not True and not ok:
+                    raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
+            vals[i] = x(*a)
+        return vals
+
+    @staticmethod
+    def _steps(env, bufs, take, steps, template):
+        """The loop over the steps; `take` makes a variable's value from env's array."""
+        vals = template.copy()
+        get = vals.__getitem__
+        for i, x, args, check, slot, free in steps:
+            if x is None:   # a variable: args is its name
+                vals[i] = take(env[args])
+                continue
+            a = list(map(get, args))
+            if check is not None:
+                ok = check[0](*a)
+                if ok is not True and not (bool(ok) if type(ok) is np.bool_ else
+                                           ok.all() if type(ok) is np.ndarray else np.all(ok)):
+                    raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
+            vals[i] = x(*a) if slot < 0 or bufs is None else x(*a, out=bufs[slot])
+            if free:
+                for j in free:
+                    vals[j] = None
+        return vals
+
+
+# numpy's arithmetic ufuncs and the operators that do the same on numpy's numbers (its
+# scalar arithmetic: one IEEE operation, its flags raised as the ufunc's are)
+_ON_NUMBERS = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+               np.true_divide: operator.truediv, np.negative: operator.neg}
+
+
+def _array(a):
+    return np.asarray(a, dtype=float)
+
+
+class _NotOnePoint(Exception):
+    """A variable's value is not one number of one point: the program runs on arrays."""
+
+
+def _number(a):
+    """The one entry of a one-point value (1,) as a float64 number."""
+    if type(a) is not np.ndarray or a.shape != (1,):
+        raise _NotOnePoint
+    v = a[0]
+    return v if type(v) is np.float64 else np.float64(v)
 
 
 def _record(bad, ok, node, message):

@@ -15,10 +15,15 @@ Rule kinds (after JAX's ad.py): partials (elementwise; ONE and MINUS skip the
 multiply), zero (piecewise constant), linear (a transpose rule) and custom.
 """
 import math
+import operator
 
 import numpy as np
 
 from adcalc.core import MINUS, ONE, PRIMS, Quotient, bind, is_traced, register
+
+# np.real without its dispatch (which a numpy number pays dearly for): the domain checks and
+# comparisons see arrays or numpy numbers, which all have .real
+_re = operator.attrgetter("real")
 
 LN2, LN10, TWO_OVER_SQRTPI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
 
@@ -61,9 +66,9 @@ def _pow_ok(x, y):
     if np.ndim(y) == 0 and not np.iscomplexobj(y):  # constant exponent: one pass at most
         yf = float(y)
         if yf.is_integer():
-            return True if yf >= 0 else np.real(x) != 0
-        return np.real(x) > 0 if yf < 0 else np.real(x) >= 0
-    xr, yr = np.real(x), np.real(y)
+            return True if yf >= 0 else _re(x) != 0
+        return _re(x) > 0 if yf < 0 else _re(x) >= 0
+    xr, yr = _re(x), _re(y)
     return ~(((xr < 0) & (yr != np.round(yr))) | ((xr == 0) & (yr < 0)))
 
 
@@ -95,10 +100,10 @@ def _zero_at(i=0):
 eq = register("eq", 2, lambda x, y: _f(x == y), kind="zero",
               sympy=lambda s, x, y: s.Piecewise((1, s.Eq(x, y)), (0, True)),
               c="(({0}) == ({1}) ? 1.0 : 0.0)", complex_ok=False)
-gt = register("gt", 2, lambda x, y: _f(np.real(x) > np.real(y)), kind="zero",
+gt = register("gt", 2, lambda x, y: _f(_re(x) > _re(y)), kind="zero",
               sympy=lambda s, x, y: s.Piecewise((1, s.Gt(x, y)), (0, True)),
               c="(({0}) > ({1}) ? 1.0 : 0.0)", complex_ok=False)
-ge = register("ge", 2, lambda x, y: _f(np.real(x) >= np.real(y)), kind="zero",
+ge = register("ge", 2, lambda x, y: _f(_re(x) >= _re(y)), kind="zero",
               sympy=lambda s, x, y: s.Piecewise((1, s.Ge(x, y)), (0, True)),
               c="(({0}) >= ({1}) ? 1.0 : 0.0)", complex_ok=False)
 
@@ -243,23 +248,23 @@ expm1 = register("expm1", 1, np.expm1, partials=(lambda x, a: exp(x),),  # not a
                  sympy=lambda s, x: s.exp(x) - 1, c="expm1({0})", spell=("expm1",),
                  doc="exp(x) - 1, accurate near 0")
 log = register("log", 1, np.log, partials=(lambda x, a: Quotient(ONE, x),), sympy="log", c="log({0})",
-               c_domain="({0}) > 0.0", domain=(lambda x: np.real(x) > 0, "log of a non-positive number"), sample="positive",
+               c_domain="({0}) > 0.0", domain=(lambda x: _re(x) > 0, "log of a non-positive number"), sample="positive",
                doc="natural logarithm; log(x, base) divides by log(base)")
 log1p = register("log1p", 1, np.log1p, partials=(lambda x, a: Quotient(ONE, x + 1.0),),
                  sympy=lambda s, x: s.log(1 + x), c="log1p({0})", spell=("log1p",),
-                 c_domain="({0}) > -1.0", domain=(lambda x: np.real(x) > -1, "log1p of a number at or below -1"),
+                 c_domain="({0}) > -1.0", domain=(lambda x: _re(x) > -1, "log1p of a number at or below -1"),
                  sample="positive", doc="log(1 + x), accurate near 0")
 log2 = register("log2", 1, np.log2, partials=(lambda x, a: Quotient(1 / LN2, x),),
                 sympy=lambda s, x: s.log(x, 2), c="log2({0})", spell=("log2",),
-                c_domain="({0}) > 0.0", domain=(lambda x: np.real(x) > 0, "log2 of a non-positive number"),
+                c_domain="({0}) > 0.0", domain=(lambda x: _re(x) > 0, "log2 of a non-positive number"),
                 sample="positive", doc="base-2 logarithm")
 log10 = register("log10", 1, np.log10, partials=(lambda x, a: Quotient(1 / LN10, x),),
                  sympy=lambda s, x: s.log(x, 10), c="log10({0})", spell=("log10",),
-                 c_domain="({0}) > 0.0", domain=(lambda x: np.real(x) > 0, "log10 of a non-positive number"),
+                 c_domain="({0}) > 0.0", domain=(lambda x: _re(x) > 0, "log10 of a non-positive number"),
                  sample="positive", doc="base-10 logarithm")
 sqrt = register("sqrt", 1, np.sqrt, partials=(lambda x, a: Quotient(0.5, a),), singular=True, sympy="sqrt", c="sqrt({0})",
                 complex_at=lambda x, varies: np.all(np.real(x) > 0),
-                c_domain="({0}) >= 0.0", domain=(lambda x: np.real(x) >= 0, "sqrt of a negative number"), sample="positive",
+                c_domain="({0}) >= 0.0", domain=(lambda x: _re(x) >= 0, "sqrt of a negative number"), sample="positive",
                 spell=("sqrt",), doc="square root; its slope at 0 is infinite")
 cbrt = register("cbrt", 1, np.cbrt, partials=(lambda x, a: Quotient(1 / 3, a, a),), singular=True,
                 sympy=lambda s, x: s.sign(x) * s.Abs(x) ** s.Rational(1, 3), c="cbrt({0})",
@@ -273,12 +278,12 @@ tan = register("tan", 1, np.tan, partials=(lambda x, a: 1.0 + a * a,), sympy="ta
 asin = register("asin", 1, np.arcsin, partials=(lambda x, a: Quotient(ONE, sqrt(_one_minus_sq(x))),), singular=True,
                 sympy="asin", c="asin({0})", sample="unit", spell=("asin",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
-                c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(np.real(x)) <= 1, "asin of a number outside [-1, 1]"),
+                c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(_re(x)) <= 1, "asin of a number outside [-1, 1]"),
                 doc="inverse sine; infinite slope at -1 and 1")
 acos = register("acos", 1, np.arccos, partials=(lambda x, a: Quotient(-1.0, sqrt(_one_minus_sq(x))),), singular=True,
                 sympy="acos", c="acos({0})", sample="unit", spell=("acos",),
                 complex_at=lambda x, varies: np.all(np.abs(np.real(x)) < 1),
-                c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(np.real(x)) <= 1, "acos of a number outside [-1, 1]"),
+                c_domain="fabs({0}) <= 1.0", domain=(lambda x: np.abs(_re(x)) <= 1, "acos of a number outside [-1, 1]"),
                 doc="inverse cosine; infinite slope at -1 and 1")
 atan = register("atan", 1, np.arctan, partials=(lambda x, a: Quotient(ONE, hypot(x, 1.0), hypot(x, 1.0)),),
                 sympy="atan", c="atan({0})", spell=("atan",), doc="inverse tangent")
@@ -304,11 +309,11 @@ acosh = register("acosh", 1, np.arccosh, partials=(lambda x, a: Quotient(ONE, sq
                  singular=True,
                  sympy="acosh", c="acosh({0})", sample="ge1", spell=("acosh",),
                  complex_at=lambda x, varies: np.all(np.real(x) > 1),
-                 c_domain="({0}) >= 1.0", domain=(lambda x: np.real(x) >= 1, "acosh of a number below 1"),
+                 c_domain="({0}) >= 1.0", domain=(lambda x: _re(x) >= 1, "acosh of a number below 1"),
                  doc="inverse hyperbolic cosine; infinite slope at 1")
 atanh = register("atanh", 1, np.arctanh, partials=(lambda x, a: Quotient(ONE, _one_minus_sq(x)),),
                  sympy="atanh", c="atanh({0})", sample="unit", spell=("atanh",),
-                 c_domain="fabs({0}) < 1.0", domain=(lambda x: np.abs(np.real(x)) < 1, "atanh of a number outside (-1, 1)"),
+                 c_domain="fabs({0}) < 1.0", domain=(lambda x: np.abs(_re(x)) < 1, "atanh of a number outside (-1, 1)"),
                  doc="inverse hyperbolic tangent")
 erf = register("erf", 1, _vec(math.erf), partials=(lambda x, a: TWO_OVER_SQRTPI * exp(-(x * x)),),
                sympy="erf", c="erf({0})", complex_ok=False, spell=("erf",), doc="error function")

@@ -7,7 +7,7 @@ Many points are an array X of shape (N, n); one point is x of shape (n,).
 import numpy as np
 
 from adcalc.errors import DomainError, InputError
-from adcalc.evaluate import checked, evaluate, needed
+from adcalc.evaluate import checked, compiled, evaluate, needed
 from adcalc.graph import Graph, no_gc
 from adcalc.parse import parse
 from adcalc.points import component_names, listed, order_variables, parse_point
@@ -74,6 +74,7 @@ class Problem:
         self.var_nodes = [self.graph.vars[v] for v in chosen]
         self.sizes = [int(np.prod(self.shapes[v])) if self.shapes[v] else 1 for v in chosen]
         self.n, self.m = sum(self.sizes), self.output.size
+        self.numbers = len(chosen) == len(self.variables) and all(not self.shapes[v] for v in chosen)
         self.out_shape = self.output.shape
 
     def with_output(self, node, key):
@@ -110,6 +111,8 @@ class Problem:
         variables held constant (not in --wrt) take their values from the point."""
         x = np.asarray(x)
         lead = x.shape[:-1]
+        if self.numbers:   # every variable one number, differentiated: a column each
+            return dict(zip(self.wrt, x.T)) if x.ndim == 2 else {v: x[..., k] for k, v in enumerate(self.wrt)}
         out, pos = {}, 0
         for v, size in zip(self.wrt, self.sizes):
             out[v] = x[..., pos:pos + size].reshape(lead + self.shapes[v])
@@ -130,11 +133,21 @@ class Problem:
         X = np.asarray(X)
         env = dict(self.split(X), **env) if env else self.split(X)
         limit = self.base_output_id() if check is True else check
-        nodes = list(nodes or [self.output])
-        if check is True and self.output is not getattr(self, "base", self).output:
-            nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
+        usual = keep is not None and nodes is None and check is True and bad is None and dtype is float
         try:
-            return evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep, watch=watch)
+            if usual:   # the engines' call, repeated: straight to its compiled program
+                prog = self.graph.cache.get(("values", self.output.id, limit, keep))
+                if prog is not None:
+                    return prog.run(env, None if watch else "ignore")
+            nodes = list(nodes or [self.output])
+            if check is True and self.output is not getattr(self, "base", self).output:
+                nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
+            vals = evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep, watch=watch)
+            if usual:
+                prog = compiled(self.graph, nodes, keep, limit)
+                if prog is not None:
+                    self.graph.cache[("values", self.output.id, limit, keep)] = prog
+            return vals
         except DomainError as e:
             where = self.describe(np.real(X[0])) if len(X) == 1 else "one of the points"
             raise DomainError(f"{e} at {where}") from None

@@ -114,11 +114,11 @@ def test_results_are_fresh_arrays_and_slots_are_not_kept_beyond_the_budget(monke
         np.testing.assert_array_equal(g, REV.grad(Problem(CASES[0][0], point={"x": x}), x).value)
     gp = derivatives.gradient(p)
     prog = E.program(p.graph, [gp.output], frozenset(), p.base_output_id())
-    assert prog.buffers and prog.held[0] > 0
+    assert prog.buffers and prog.kept[0] > 0
     monkeypatch.setattr(E, "HELD_BYTES", 0)
     before = E._HELD[0]
     REV.grad(p, xs[0])
-    assert prog.buffers == [] and prog.held[0] == 0 and E._HELD[0] < before
+    assert prog.buffers == [] and prog.kept[0] == 0 and E._HELD[0] < before
 
 
 def test_threads_sharing_a_program_get_their_own_answers():
@@ -167,3 +167,68 @@ def test_some_entry_finds_exactly_the_values_with_a_matching_entry():
     assert E.some_entry(vals, ids, lambda a: np.abs(a) < 2.0 ** -1022) == [3, 5]   # False is 0
     assert E.some_entry(vals, ids, np.isnan) == [] and E.some_entry(vals, [], np.isinf) == []
     assert E.some_entry(vals, [2, 5], lambda a: a == 0) == [5]
+
+
+# ---- one point of numbers (Program._run_point) --------------------------------------------
+def _scalar_groups():
+    """Every pointwise function of the table over the scalars a and b, one expression per
+    sample domain."""
+    from adcalc.core import PRIMS
+    from adcalc.primitives import FUNCTIONS
+    out = {}
+    for name in sorted(FUNCTIONS):
+        prim = PRIMS.get(name)
+        if prim is None or not prim.pointwise:
+            continue
+        text = f"{name}(a, b) + {name}(b, a)" if FUNCTIONS[name].arity[0] >= 2 else f"{name}(a) * b + {name}(b)"
+        out.setdefault(prim.sample, []).append(text)
+    return {s: " + ".join(t) for s, t in out.items()}
+
+
+SCALAR_GROUPS = _scalar_groups()
+RANGES = {"real": (-2.0, 2.0), "positive": (0.2, 3.0), "nonzero": (0.3, 2.0), "unit": (-0.8, 0.8),
+          "ge1": (1.2, 3.0)}
+
+
+@pytest.mark.parametrize("sample", sorted(SCALAR_GROUPS))
+def test_one_point_of_numbers_computes_what_arrays_compute_bit_for_bit(sample, monkeypatch):
+    """A program over scalar variables runs one point on numpy's numbers, its arithmetic by
+    operators: the gradient and the value equal those of the same program on one-element
+    arrays bit for bit, and the batch's to 1e-15."""
+    text = SCALAR_GROUPS[sample]
+    lo, hi = RANGES[sample]
+    X = np.random.default_rng(len(sample)).uniform(lo, hi, (60, 2))
+    p = Problem(text, point={"a": 1.0, "b": 1.0})
+    numbers = [(REV.grad(p, x).value, p.value(x)) for x in X]
+    gp = derivatives.gradient(p)
+    assert any(prog and prog.numbers for key, prog in gp.graph.cache.items() if key[0] == "program")
+    monkeypatch.setattr(E.Program, "_run_point", lambda self, env, under: (_ for _ in ()).throw(E._NotOnePoint))
+    q = Problem(text, point={"a": 1.0, "b": 1.0})
+    arrays = [(REV.grad(q, x).value, q.value(x)) for x in X]
+    for (g1, f1), (g2, f2) in zip(numbers, arrays):
+        np.testing.assert_array_equal(g1, g2, err_msg=text)
+        np.testing.assert_array_equal(f1, f2, err_msg=text)
+    np.testing.assert_allclose(np.array([g for g, _ in numbers]), REV.grad(p, X).value, rtol=1e-15, atol=1e-300)
+
+
+def test_one_point_of_numbers_keeps_domain_errors_underflow_and_fallbacks():
+    p = Problem("log(x1) + x1*x2 - sin(x2)", at="2,5")
+    for _ in range(3):
+        np.testing.assert_allclose(REV.grad(p, np.array([2.0, 5.0])).value, [5.5, 1.7163378145367738], rtol=1e-15)
+    with pytest.raises(DomainError, match=r"log of a non-positive number in 'log\(x1\)' at x1=-1.0, x2=5.0"):
+        REV.grad(p, np.array([-1.0, 5.0]))
+    # an underflow inside the gradient graph: the sweep's answer and its note, as on arrays
+    u = Problem("x*y*y", point={"x": 1.0, "y": 1.0})
+    for _ in range(3):
+        r = REV.grad(u, np.array([1e-160, 1e-160]))
+    np.testing.assert_array_equal(r.value, [1e-320, 2e-320])
+    assert r.info == {"underflow": True}
+    assert REV.grad(u, np.array([1.0, 2.0])).info == {}
+    # a non-finite gradient at one point takes the sweep (x*sqrt(y) at y = 0: 0, not NaN)
+    s = Problem("x * sqrt(y)", point={"x": 0.0, "y": 1.0})
+    for _ in range(3):
+        g = REV.grad(s, np.array([0.0, 0.0])).value
+    assert g[0] == 0.0 and g[1] == 0.0   # what the sweep says (test above: the rows that take it)
+    # the stack of numbers: the gradient of scalars is one fresh array per call
+    a, b = REV.grad(p, np.array([2.0, 5.0])).value, REV.grad(p, np.array([3.0, 5.0])).value
+    assert a[0] == 5.5 and b[0] == 1 / 3 + 5

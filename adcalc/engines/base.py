@@ -165,7 +165,7 @@ def through_graph(dp, X, env, sweep, lead=None):
     lead = (len(X),) if lead is None else tuple(lead)
     with Underflow() as under:
         out = dp.values(X, env=env, keep=frozenset(), watch=True)[dp.output.id]
-        total = out.sum() if type(out) is np.ndarray else np.sum(out)   # finite when every entry is (one that overflows only costs a closer look)
+        total = np.add.reduce(out, None)   # finite when every entry is (one that overflows only costs a closer look)
     if under.seen:
         return sweep(slice(None))
     shape = lead + dp.out_shape
