@@ -12,6 +12,7 @@ plain loops, never recursion.
 """
 import gc
 import math
+import types
 
 import numpy as np
 
@@ -19,19 +20,30 @@ from adcalc.core import PRIMS, Traced
 from adcalc.errors import DomainError, InputError
 
 
+NO_PARAMS = types.MappingProxyType({})   # the params of every node that has none (one shared, read-only)
+
+
 class Node(Traced):
     __slots__ = ("graph", "op", "args", "p", "shape", "id", "value", "span", "depends", "exact", "uniform")
 
     def __init__(self, graph, op, args, p, shape, value=None):
-        self.graph, self.op, self.args, self.p, self.shape = graph, op, args, p, shape
-        self.value, self.span, self.exact, self.uniform = value, None, None, None
+        self.graph = graph
+        self.op = op
+        self.args = args
+        self.p = p
+        self.shape = shape
+        self.value = value
+        self.span = None
+        self.exact = None
+        self.uniform = None
         if value is not None and value.size and (value.ndim == 0 or np.all(value == value.flat[0])):
             self.uniform = float(value.flat[0])   # the one value of a constant (identities test it)
         depends = op == "var"
-        for a in args:
-            if a.depends:
-                depends = True
-                break
+        if not depends:
+            for a in args:
+                if a.depends:
+                    depends = True
+                    break
         self.depends = depends
         self.id = len(graph.nodes)
 
@@ -48,8 +60,8 @@ class Node(Traced):
         """The user's own text for this node (made from a span only when asked)."""
         if self.span is None:
             return None
-        text, start, end = self.span
-        return text[start:end]
+        source, a, b = self.span   # parse.Source and a range of its tokens
+        return source.between(a, b)
 
     def __repr__(self):
         return f"Node({self.id}, {self.op}, {self.shape})"
@@ -109,7 +121,13 @@ class Graph:
     def var(self, name, shape):
         node = self.vars.get(name)
         if node is None:
-            node = self.vars[name] = self._add(("var", name), lambda: Node(self, "var", (), {"name": name}, tuple(shape)))
+            key = ("var", name)
+            node = self._intern.get(key)
+            if node is None:
+                node = Node(self, "var", (), {"name": name}, tuple(shape))
+                self.nodes.append(node)
+                self._intern[key] = node
+            self.vars[name] = node
         return node
 
     def const(self, value):
@@ -121,13 +139,24 @@ class Graph:
         return x if isinstance(x, Node) else self.const(x)
 
     def apply(self, name, args, params):
+        if not params and len(args) == 2:
+            return self.binary(name, *args)
+        return self._apply(PRIMS[name], args, params)
+
+    def binary(self, name, x, y):
+        """apply(name, (x, y), {}) with its common case first: two same-shape operands, no
+        constant (nothing to broadcast or fold)."""
         prim = PRIMS[name]
-        if not params and prim.shape is None and len(args) == 2:
-            x, y = args   # the common case: two same-shape operands, no constant, no params
-            if type(x) is Node and type(y) is Node and x.shape == y.shape and x.op != "const" != y.op:
-                args = (x, y)   # nothing to broadcast or fold
-                simple = _simplify(self, name, args, params, x.shape)
-                return simple if simple is not None else self._interned(prim, args, params, x.shape)
+        if prim.shape is None and type(x) is Node and type(y) is Node and x.shape == y.shape \
+                and x.op != "const" != y.op:
+            simple = _simplify(self, name, (x, y), NO_PARAMS, x.shape)
+            if simple is not None:
+                return simple
+            return self._interned(prim, (x, y), NO_PARAMS, x.shape)
+        return self._apply(prim, (x, y), {})
+
+    def _apply(self, prim, args, params):
+        name = prim.name
         args = tuple([a if type(a) is Node else self.const(a) for a in args])
         if "src" in params and prim.kind in ("linear", "custom"):
             params = dict(params, src=args[0].shape)
@@ -146,13 +175,15 @@ class Graph:
 
     def _interned(self, prim, args, params, shape):
         """The node of prim on args, made once (x*2 and 2*x are one node: the same number)."""
-        ids = [a.id for a in args]
-        if prim.commutative:
-            ids.sort()
-        key = (prim.name, tuple(ids), _key(tuple(sorted(params.items()))) if params else ())
+        if len(args) == 2 and not params:   # the usual node: a flat key
+            a, b = args[0].id, args[1].id
+            key = (prim.name, b, a) if prim.commutative and b < a else (prim.name, a, b)
+        else:
+            ids = sorted(a.id for a in args) if prim.commutative else [a.id for a in args]
+            key = (prim.name, tuple(ids), _key(tuple(sorted(params.items()))) if params else ())
         node = self._intern.get(key)
         if node is None:
-            node = Node(self, prim.name, args, params, shape)
+            node = Node(self, prim.name, args, params or NO_PARAMS, shape)
             self.nodes.append(node)
             self._intern[key] = node
         return node

@@ -1,9 +1,11 @@
 """Tokenizer and Pratt parser for the expression language; never eval/exec/sympify.
 
-`parse(text)` returns an `Expr`: a small syntax tree plus the variable names it
-uses.  `Expr.build(graph, shapes)` turns it into graph nodes through `ops` once the
-shapes of the variables are known (they come from the point).  Anything outside
-the whitelist below is a ParseError naming the token and its column.
+`parse(text)` returns an `Expr`: the expression as postfix code (each operation after its
+operands) plus the variable names it uses.  `Expr.build(graph, shapes)` runs the code into
+graph nodes once the shapes of the variables are known (they come from the point).
+Anything outside the whitelist below is a ParseError naming the token and its column.
+Tokens are the matched strings alone, in one regular-expression pass; their columns are
+found again only for a message or a node's label, so parsing is linear and light.
 """
 import math
 import re
@@ -15,63 +17,64 @@ from adcalc.errors import InputError, ParseError
 MAX_LENGTH = 4_000_000   # characters: a flat sum of 10^5 variables is 1.6 million
 MAX_DEPTH = 200
 
-_TOKEN = re.compile(r"""
-    (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-  | (?P<op>\*\*|[-+*/^@()\[\],.:])
-  | (?P<space>\s+)
-""", re.VERBOSE)
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_TOKEN = re.compile(rf"\s*({_NUMBER}|[A-Za-z_][A-Za-z_0-9]*|\*\*|[-+*/^@()\[\],.:])")
+_STRAY = re.compile(r"[^\sA-Za-z_0-9.*+\-/^@()\[\],:]")   # a character no token is made of
+_OPS = frozenset(["**", "-", "+", "*", "/", "^", "@", "(", ")", "[", "]", ",", ".", ":"])
+_DIGITS = frozenset("0123456789.")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
 
 FUNCTIONS = P.FUNCTIONS  # the whitelist: names, arities and builders, all from the table
 
-
-class Ast:
-    __slots__ = ("kind", "val", "kids", "start", "end", "k")
-
-    def __init__(self, kind, val, kids, start, end, k=-1):
-        self.kind, self.val, self.kids, self.start, self.end = kind, val, kids, start, end
-        self.k = k   # its place in the parser's build order
+# the kinds of postfix instructions: (kind, value, operand count, first token, end token)
+VAR, NUM, BIN, NEG, CALL, LIST, TRANSPOSE, INDEX = range(8)
 
 
-def tokenize(text):
-    """[(kind, text, column)] ending with ("end", "", len(text)); a character no token
-    starts with is a ParseError naming it."""
-    if len(text) > MAX_LENGTH:
-        raise InputError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
-    out, pos = [], 0
-    for num, name, op, space in _TOKEN.findall(text):   # matches in order; a gap stops them
-        if num:
-            out.append(("num", num, pos))
-            pos += len(num)
-        elif name:
-            out.append(("name", name, pos))
-            pos += len(name)
-        elif op:
-            out.append(("op", op, pos))
-            pos += len(op)
-        else:
-            pos += len(space)
-    if pos < len(text):   # findall skips what no token matches: find the first such character
-        pos = 0
-        for m in _TOKEN.finditer(text):
-            if m.start() != pos:
-                break
-            pos = m.end()
-        ch = text[pos]
-        raise ParseError(f"unexpected character {ch!r} at column {pos + 1}", text, pos, ch)
-    out.append(("end", "", len(text)))
-    return out
+class Source:
+    """The text and its tokens (the matched strings, ending with ""); where each token
+    starts is found again only when a message or a label needs it."""
+    __slots__ = ("text", "toks", "_starts")
+
+    def __init__(self, text):
+        if len(text) > MAX_LENGTH:
+            raise InputError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+        stray = _STRAY.search(text)
+        if stray:
+            pos = stray.start()
+            ch = text[pos]
+            raise ParseError(f"unexpected character {ch!r} at column {pos + 1}", text, pos, ch)
+        self.text, self.toks, self._starts = text, _TOKEN.findall(text), None
+        self.toks.append("")
+
+    def start(self, i):
+        """The column (0-based) where token i starts; the end token's is the text's length."""
+        if self._starts is None:
+            self._starts = [m.start(1) for m in _TOKEN.finditer(self.text)] + [len(self.text)]
+        return self._starts[i]
+
+    def between(self, a, b):
+        """The text of tokens a to b - 1."""
+        return self.text[self.start(a):self.start(b - 1) + len(self.toks[b - 1])]
+
+    def where(self, a, b, limit=200):
+        """The text of tokens a to b - 1 for a message, cut at `limit` characters."""
+        out = self.between(a, b)
+        return out if len(out) <= limit else out[:limit] + "..."
 
 
 class Expr:
-    """A parsed expression: syntax tree, source text and the variable names it uses."""
+    """A parsed expression: its source, its postfix code (each operation after its operands:
+    the build order) and the variable names it uses, in order of appearance."""
 
-    def __init__(self, text, ast, names, order=None):
-        self.text, self.ast, self.names = text, ast, names  # names in order of appearance
-        self.order = order   # the syntax nodes, children before parents
+    def __init__(self, source, code, names):
+        self.source, self.code, self.names = source, code, names
+
+    @property
+    def text(self):
+        return self.source.text
 
     def build(self, graph, shapes):
         return _build(self, graph, shapes)
@@ -79,13 +82,12 @@ class Expr:
 
 def parse(text):
     p = _Parser(text)
-    if p.peek()[0] == "end":
+    if p.toks[0] == "":
         raise ParseError("the expression is empty", text, 0, "")
-    ast = p.expression(0)
-    tok = p.peek()
-    if tok[0] != "end":
-        raise ParseError(f"unexpected {tok[1]!r} at column {tok[2] + 1}", text, tok[2], tok[1])
-    return Expr(text, ast, p.names, p.order)
+    p.expression(0)
+    if p.toks[p.i] != "":
+        p.fail(p.i)
+    return Expr(p.src, p.code, p.names)
 
 
 _BINARY = {"+": (10, 11), "-": (10, 11), "*": (20, 21), "/": (20, 21), "@": (20, 21),
@@ -95,239 +97,264 @@ _POSTFIX_BP = 50
 
 
 class _Parser:
+    """A Pratt parser writing postfix code; tokens are referred to by their index."""
+
     def __init__(self, text):
-        self.text, self.toks, self.i, self.depth, self.names = text, tokenize(text), 0, 0, []
-        self.seen, self.order = set(), []
+        self.src = Source(text)
+        self.text, self.toks, self.i, self.depth, self.names = text, self.src.toks, 0, 0, []
+        self.seen, self.code = set(), []
 
-    def node(self, kind, val, kids, start, end):
-        """A syntax node, listed in `order` (children before parents: the build order)."""
-        ast = Ast(kind, val, kids, start, end, len(self.order))
-        self.order.append(ast)
-        return ast
-
-    def peek(self):
-        return self.toks[self.i]
-
-    def next(self):
-        tok = self.toks[self.i]
-        self.i += 1
-        return tok
-
-    def fail(self, tok, what=None):
-        shown = "end of the expression" if tok[0] == "end" else repr(tok[1])
+    def fail(self, i, what=None):
+        tok = self.toks[i]
+        shown = "end of the expression" if tok == "" else repr(tok)
         msg = what or f"unexpected {shown}"
-        if what and tok[0] != "end" and repr(tok[1]) not in what:
+        if what and tok != "" and repr(tok) not in what:
             msg = f"{what} (found {shown})"
-        raise ParseError(f"{msg} at column {tok[2] + 1}", self.text, tok[2], tok[1])
+        pos = self.src.start(i)
+        raise ParseError(f"{msg} at column {pos + 1}", self.text, pos, tok)
 
     def expect(self, text):
-        tok = self.next()
-        if tok[1] != text or tok[0] != "op":
-            self.fail(tok, f"expected {text!r} but found "
-                           + ("the end of the expression" if tok[0] == "end" else repr(tok[1])))
-        return tok
+        i = self.i
+        self.i += 1
+        tok = self.toks[i]
+        if tok != text:
+            self.fail(i, f"expected {text!r} but found "
+                         + ("the end of the expression" if tok == "" else repr(tok)))
 
     def expression(self, min_bp):
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise InputError(f"the expression nests deeper than {MAX_DEPTH} levels")
-        left = self.prefix()
+        start = self.i
+        toks, code = self.toks, self.code
+        tok = toks[start]
+        if tok and tok[0] in _LETTERS and toks[start + 1] != "(" and tok not in CONSTANTS and tok not in FUNCTIONS:
+            self.i = start + 1   # a variable (the usual operand, without the general path)
+            if tok not in self.seen:
+                self.seen.add(tok)
+                self.names.append(tok)
+            code.append((VAR, tok, 0, start, start + 1))
+        else:
+            self.prefix()
         while True:
-            tok = self.peek()
-            if tok[0] != "op":
-                if tok[0] != "end":
-                    self.fail(tok, f"unexpected {tok[1]!r} (missing operator?)")
+            tok = toks[self.i]
+            if tok not in _OPS:
+                if tok != "":
+                    self.fail(self.i, f"unexpected {tok!r} (missing operator?)")
                 break
-            if tok[1] in ("(", "[", ".") and _POSTFIX_BP >= min_bp:
-                left = self.postfix(left)
+            if (tok == "(" or tok == "[" or tok == ".") and _POSTFIX_BP >= min_bp:
+                self.postfix(start)
                 continue
-            bp = _BINARY.get(tok[1])
+            bp = _BINARY.get(tok)
             if bp is None or bp[0] < min_bp:
                 break
-            self.next()
-            right = self.expression(bp[1])
-            op = "**" if tok[1] == "^" else tok[1]
-            left = self.node("bin", op, [left, right], left.start, right.end)
+            self.i += 1
+            self.expression(bp[1])
+            code.append((BIN, "**" if tok == "^" else tok, 2, start, self.i))
         self.depth -= 1
-        return left
 
     def prefix(self):
-        tok = self.next()
-        if tok[0] == "num":
-            value = float(tok[1])
+        i = self.i
+        tok = self.toks[i]
+        self.i = i + 1
+        code = self.code
+        if tok in _OPS:
+            if tok == "-" or tok == "+":
+                self.expression(_PREFIX_BP)
+                if tok == "-":
+                    code.append((NEG, None, 1, i, self.i))
+                return
+            if tok == "(":
+                self.expression(0)
+                self.expect(")")
+                last = code[-1]
+                if last[0] != VAR:   # the span takes the parentheses in
+                    code[-1] = last[:3] + (i, self.i)
+                return
+            if tok == "[":
+                n = self.items("]")
+                if not n:
+                    self.fail(i, "an empty list")
+                code.append((LIST, None, n, i, self.i))
+                return
+            self.fail(i)
+        if tok == "":
+            self.fail(i)
+        if tok[0] in _DIGITS:
+            value = float(tok)
             if not math.isfinite(value):
-                shown = tok[1] if len(tok[1]) <= 40 else f"{tok[1][:20]}...{tok[1][-10:]} ({len(tok[1])} characters)"
-                raise InputError(f"the number {shown} at column {tok[2] + 1} overflows a float64")
-            return self.node("num", value, [], tok[2], tok[2] + len(tok[1]))
-        if tok[0] == "name":
-            end = tok[2] + len(tok[1])
-            if self.peek()[1] == "(":
-                return self.call(tok)
-            if tok[1] in FUNCTIONS:
-                self.fail(tok, f"{tok[1]!r} is a function; call it as {tok[1]}(...)")
-            if tok[1] in CONSTANTS:
-                return self.node("num", CONSTANTS[tok[1]], [], tok[2], end)
-            if tok[1] not in self.seen:
-                self.seen.add(tok[1])
-                self.names.append(tok[1])
-            return self.node("var", tok[1], [], tok[2], end)
-        if tok[1] in ("-", "+"):
-            operand = self.expression(_PREFIX_BP)
-            if tok[1] == "+":
-                return operand
-            return self.node("neg", None, [operand], tok[2], operand.end)
-        if tok[1] == "(":
-            inner = self.expression(0)
-            close = self.expect(")")
-            if inner.kind != "var":   # the span takes the parentheses in
-                inner.start, inner.end = tok[2], close[2] + 1
-            return inner
-        if tok[1] == "[":
-            items = self.items("]")
-            if not items:
-                self.fail(tok, "an empty list")
-            return self.node("list", None, items, tok[2], self.toks[self.i - 1][2] + 1)
-        self.fail(tok)
+                shown = tok if len(tok) <= 40 else f"{tok[:20]}...{tok[-10:]} ({len(tok)} characters)"
+                raise InputError(f"the number {shown} at column {self.src.start(i) + 1} overflows a float64")
+            code.append((NUM, value, 0, i, i + 1))
+            return
+        if self.toks[i + 1] == "(":
+            return self.call(i)
+        if tok in FUNCTIONS:
+            self.fail(i, f"{tok!r} is a function; call it as {tok}(...)")
+        if tok in CONSTANTS:
+            code.append((NUM, CONSTANTS[tok], 0, i, i + 1))
+            return
+        if tok not in self.seen:
+            self.seen.add(tok)
+            self.names.append(tok)
+        code.append((VAR, tok, 0, i, i + 1))
 
     def items(self, close):
-        items = []
-        if self.peek()[1] == close:
-            self.next()
-            return items
+        """Parses items up to `close` (consumed); their count."""
+        if self.toks[self.i] == close:
+            self.i += 1
+            return 0
+        n = 0
         while True:
-            items.append(self.expression(0))
-            tok = self.next()
-            if tok[1] == close:
-                return items
-            if tok[1] != ",":
-                self.fail(tok, f"expected ',' or {close!r} but found "
-                               + ("the end of the expression" if tok[0] == "end" else repr(tok[1])))
+            self.expression(0)
+            n += 1
+            j = self.i
+            tok = self.toks[j]
+            self.i += 1
+            if tok == close:
+                return n
+            if tok != ",":
+                self.fail(j, f"expected ',' or {close!r} but found "
+                             + ("the end of the expression" if tok == "" else repr(tok)))
 
-    def call(self, name_tok):
-        name = name_tok[1]
+    def call(self, i):
+        name = self.toks[i]
         if name not in FUNCTIONS:
             import difflib
             close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
-            self.fail(name_tok, f"unknown function {name!r}" + (f" (did you mean {close[0]!r}?)" if close else
-                                                                  " (adcalc functions lists them)"))
-        self.next()
-        args = self.items(")")
+            self.fail(i, f"unknown function {name!r}" + (f" (did you mean {close[0]!r}?)" if close else
+                                                          " (adcalc functions lists them)"))
+        self.i = i + 2   # the name and its "("
+        n = self.items(")")
         lo, hi = FUNCTIONS[name].arity
-        if len(args) < lo or (hi is not None and len(args) > hi):
+        if n < lo or (hi is not None and n > hi):
             want = str(lo) if lo == hi else (f"{lo} or more" if hi is None else f"{lo} to {hi}")
-            self.fail(name_tok, f"{name} takes {want} argument{'s' if want != '1' else ''}, not {len(args)}")
-        return self.node("call", name, args, name_tok[2], self.toks[self.i - 1][2] + 1)
+            self.fail(i, f"{name} takes {want} argument{'s' if want != '1' else ''}, not {n}")
+        self.code.append((CALL, name, n, i, self.i))
 
-    def postfix(self, left):
-        tok = self.next()
-        if tok[1] == ".":
-            attr = self.next()
-            if attr[1] != "T":
-                self.fail(attr, "only '.T' may follow a '.'")
-            return self.node("T", None, [left], left.start, attr[2] + 1)
-        if tok[1] == "(":
-            self.fail(tok, "only functions can be called")
+    def postfix(self, start):
+        j = self.i
+        tok = self.toks[j]
+        self.i += 1
+        if tok == ".":
+            a = self.i
+            self.i += 1
+            if self.toks[a] != "T":
+                self.fail(a, "only '.T' may follow a '.'")
+            self.code.append((TRANSPOSE, None, 1, start, self.i))
+            return
+        if tok == "(":
+            self.fail(j, "only functions can be called")
         idx = []
         while True:
             idx.append(self.index_item())
-            nxt = self.next()
-            if nxt[1] == "]":
+            k = self.i
+            nxt = self.toks[k]
+            self.i += 1
+            if nxt == "]":
                 break
-            if nxt[1] != ",":
-                self.fail(nxt, "expected ',' or ']' in an index")
-        return self.node("index", tuple(idx), [left], left.start, nxt[2] + 1)
+            if nxt != ",":
+                self.fail(k, "expected ',' or ']' in an index")
+        self.code.append((INDEX, tuple(idx), 1, start, self.i))
 
     def index_item(self):
         parts, cur = [], None
         while True:
-            tok = self.peek()
-            if tok[1] == ":":
-                self.next()
+            tok = self.toks[self.i]
+            if tok == ":":
+                at = self.i
+                self.i += 1
                 parts.append(cur)
                 cur = None
                 if len(parts) > 2:
-                    self.fail(tok, "too many ':' in a slice")
+                    self.fail(at, "too many ':' in a slice")
                 continue
-            if tok[1] in (",", "]"):
+            if tok == "," or tok == "]":
                 break
             cur = self.integer()
         if not parts:
             if cur is None:
-                self.fail(self.peek(), "an empty index")
+                self.fail(self.i, "an empty index")
             return cur
         return slice(*(parts + [cur]))
 
     def integer(self):
-        tok = self.next()
+        i = self.i
+        self.i += 1
+        tok = self.toks[i]
         sign = 1
-        if tok[1] in ("-", "+"):
-            sign = -1 if tok[1] == "-" else 1
-            tok = self.next()
-        if tok[0] != "num" or not tok[1].isdigit():
-            self.fail(tok, "an index must be an integer literal")
-        if len(tok[1]) > 18:
-            self.fail(tok, f"an index of {len(tok[1])} digits is out of range")
-        return sign * int(tok[1])
+        if tok == "-" or tok == "+":
+            sign = -1 if tok == "-" else 1
+            i = self.i
+            self.i += 1
+            tok = self.toks[i]
+        if not tok.isdigit():
+            self.fail(i, "an index must be an integer literal")
+        if len(tok) > 18:
+            self.fail(i, f"an index of {len(tok)} digits is out of range")
+        return sign * int(tok)
 
 
 # ---- building the graph -----------------------------------------------------------------
 def _build(expr, graph, shapes):
-    """The syntax nodes in the parser's order (children first: no recursion, and flat sums
-    of 10^5 terms are deep trees), each made into a graph node once."""
-    text = expr.text
+    """The postfix code run on a stack (no recursion: flat sums of 10^5 terms are deep
+    trees), each operation made into a graph node once; an operation's node is labelled
+    with its span of the source."""
+    src = expr.source
+    stack = []
+    push, pop = stack.append, stack.pop
+    var_node = graph.vars.get
+    infix = P.INFIX
     graph.strict = True
     try:
-        done = []
-        for ast in expr.order:
-            kids = [done[k.k] for k in ast.kids] if ast.kids else ()
-            node = _make(graph, ast, kids, shapes, text)
+        for kind, val, n, a, b in expr.code:
+            if kind == VAR:
+                push(var_node(val) or graph.var(val, shapes[val]))
+                continue
+            if kind == NUM:
+                push(graph.const(val))
+                continue
+            if kind == BIN:
+                y = pop()
+                x = pop()
+                node = P.matmul(x, y) if val == "@" else graph.binary(infix[val], x, y)
+            else:
+                kids = stack[len(stack) - n:]
+                del stack[len(stack) - n:]
+                node = _make(graph, kind, val, kids, src, a, b)
             if type(node) is Node and node.span is None and node.op != "var" and node.op != "const":
-                node.span = (text, ast.start, ast.end)
-            done.append(node)
-        return graph.lift(done[expr.ast.k])
-    finally:
-        graph.strict = False
-
-
-def _make(graph, ast, kids, shapes, text):
-    k = ast.kind
-    if k == "num":
-        return graph.const(ast.val)
-    if k == "var":
-        return graph.var(ast.val, shapes[ast.val])
-    try:
-        if k == "bin":
-            return P.matmul(*kids) if ast.val == "@" else graph.apply(P.INFIX[ast.val], kids, {})
-        if k == "neg":
-            return P.neg(kids[0])
-        if k == "call":
-            return FUNCTIONS[ast.val].build(*[graph.lift(x) for x in kids])
-        if k == "T":
-            return P.transpose(kids[0], src=kids[0].shape) if kids[0].ndim >= 2 else kids[0]
-        if k == "list":
-            kids = [graph.lift(x) for x in kids]
-            if len({x.shape for x in kids}) > 1:
-                raise InputError("the entries of a list must all have the same shape; got "
-                                 + ", ".join(str(list(x.shape)) for x in kids))
-            return P.stack_all(kids)
-        if k == "index":
-            x = kids[0]
-            _check_index(ast.val, x.shape, _where(text, ast))
-            return P.getitem(x, idx=ast.val, src=x.shape)
+                node.span = (src, a, b)
+            push(node)
     except ValueError as e:
-        raise InputError(f"{e} in '{_where(text, ast)}'") from None
+        raise InputError(f"{e} in '{src.where(a, b)}'") from None
     except InputError as e:
-        where = _where(text, ast)
+        where = src.where(a, b)
         if f"'{where}'" in str(e) or "' in '" in str(e) or "constant" in str(e):
             raise
         raise InputError(f"{e} in '{where}'") from None
-    raise AssertionError(k)
+    finally:
+        graph.strict = False
+    return graph.lift(stack[-1])
 
 
-def _where(text, ast, limit=200):
-    """The node's own text, made only for a message (a copy per node would be quadratic)."""
-    end = min(ast.end, ast.start + limit)
-    return text[ast.start:end] + ("..." if ast.end > end else "")
+def _make(graph, kind, val, kids, src, a, b):
+    if kind == NEG:
+        return P.neg(kids[0])
+    if kind == CALL:
+        return FUNCTIONS[val].build(*[graph.lift(x) for x in kids])
+    if kind == TRANSPOSE:
+        return P.transpose(kids[0], src=kids[0].shape) if kids[0].ndim >= 2 else kids[0]
+    if kind == LIST:
+        kids = [graph.lift(x) for x in kids]
+        if len({x.shape for x in kids}) > 1:
+            raise InputError("the entries of a list must all have the same shape; got "
+                             + ", ".join(str(list(x.shape)) for x in kids))
+        return P.stack_all(kids)
+    if kind == INDEX:
+        x = kids[0]
+        _check_index(val, x.shape, src.where(a, b))
+        return P.getitem(x, idx=val, src=x.shape)
+    raise AssertionError(kind)
 
 
 def _check_index(idx, shape, where):
