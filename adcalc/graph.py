@@ -119,15 +119,10 @@ class Graph:
         return node
 
     def var(self, name, shape):
-        node = self.vars.get(name)
+        node = self.vars.get(name)   # a variable's node is found by its name alone
         if node is None:
-            key = ("var", name)
-            node = self._intern.get(key)
-            if node is None:
-                node = Node(self, "var", (), {"name": name}, tuple(shape))
-                self.nodes.append(node)
-                self._intern[key] = node
-            self.vars[name] = node
+            node = self.vars[name] = Node(self, "var", (), {"name": name}, tuple(shape))
+            self.nodes.append(node)
         return node
 
     def const(self, value):

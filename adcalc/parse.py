@@ -92,6 +92,7 @@ def parse(text):
 
 _BINARY = {"+": (10, 11), "-": (10, 11), "*": (20, 21), "/": (20, 21), "@": (20, 21),
            "**": (40, 39), "^": (40, 39)}
+_NONE = (-1, -1)   # the binding power of a token that binds nothing
 _PREFIX_BP = 30
 _POSTFIX_BP = 50
 
@@ -148,8 +149,22 @@ class _Parser:
             bp = _BINARY.get(tok)
             if bp is None or bp[0] < min_bp:
                 break
-            self.i += 1
-            self.expression(bp[1])
+            j = self.i + 1
+            self.i = j
+            right = toks[j]
+            after = toks[j + 1] if right else ""
+            if right and right[0] in _LETTERS and after in _OPS and after != "(" and after != "[" \
+                    and after != "." and _BINARY.get(after, _NONE)[0] < bp[1] and right not in CONSTANTS \
+                    and right not in FUNCTIONS and self.depth < MAX_DEPTH:
+                # a variable that the operator after it does not bind: what expression(bp[1])
+                # would do, without the call
+                self.i = j + 1
+                if right not in self.seen:
+                    self.seen.add(right)
+                    self.names.append(right)
+                code.append((VAR, right, 0, j, j + 1))
+            else:
+                self.expression(bp[1])
             code.append((BIN, "**" if tok == "^" else tok, 2, start, self.i))
         self.depth -= 1
 

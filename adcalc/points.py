@@ -1,4 +1,5 @@
 """Variable order, `--at`/`--vector` parsing and flat component names."""
+import operator
 import re
 
 import numpy as np
@@ -18,14 +19,39 @@ def listed(names, most=12, none="no variables"):
     return f"{', '.join(names[:most - 2])}, ..., {names[-1]}"
 
 
+_DIGIT_RUNS = re.compile(r"(\d+)")
+
+
 def natural_key(name):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+    """x2 before x10: the name's runs of digits compared as numbers."""
+    parts = _DIGIT_RUNS.split(name)   # text, digits, text, ...: the digits at odd places
+    if len(parts) > 1:
+        parts[1::2] = [int(t) for t in parts[1::2]]
+    return parts
+
+
+_PREFIX = re.compile(r"[A-Za-z_]+")
+
+
+def _in_natural_order(names):
+    """Whether the names are one prefix with increasing numbers (x1, x2, ..., x100000 as a
+    long expression names them), so in natural order already: found by one pass of a
+    regular expression rather than a key per name."""
+    first = _PREFIX.match(names[0]) if names else None
+    if first is None:
+        return False
+    numbered = re.compile("^" + first.group() + "([0-9]+)$", re.M)
+    digits = numbered.findall("\n".join(names))
+    if len(digits) != len(names):
+        return False
+    numbers = list(map(int, digits))
+    return all(map(operator.lt, numbers, numbers[1:]))
 
 
 def order_variables(names, vars_option=None):
     """Natural order (x2 before x10) unless --vars gives it; --vars may add variables."""
     if not vars_option:
-        return sorted(names, key=natural_key)
+        return list(names) if _in_natural_order(names) else sorted(names, key=natural_key)
     given = [v.strip() for v in vars_option.split(",") if v.strip()]
     bad = [v for v in given if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", v)]
     if bad:
