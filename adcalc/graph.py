@@ -12,6 +12,7 @@ plain loops, never recursion.
 """
 import gc
 import math
+import struct
 import types
 
 import numpy as np
@@ -20,6 +21,7 @@ from adcalc.core import PRIMS, Traced
 from adcalc.errors import DomainError, InputError
 
 
+_F64 = struct.Struct("=d")   # a float's bytes as numpy's float64 has them (const keys)
 NO_PARAMS = types.MappingProxyType({})   # the params of every node that has none (one shared, read-only)
 
 
@@ -126,6 +128,10 @@ class Graph:
         return node
 
     def const(self, value):
+        if type(value) is float:   # a number made before is found without an array
+            node = self._intern.get(("const", (), _F64.pack(value)))
+            if node is not None:
+                return node
         value = np.asarray(value, dtype=float)
         key = ("const", value.shape, value.tobytes())
         return self._add(key, lambda: Node(self, "const", (), {}, value.shape, value))
@@ -134,20 +140,34 @@ class Graph:
         return x if isinstance(x, Node) else self.const(x)
 
     def apply(self, name, args, params):
-        if not params and len(args) == 2:
-            return self.binary(name, *args)
+        if not params:
+            if len(args) == 2:
+                return self.binary(name, *args)
+            if len(args) == 1 and type(args[0]) is Node and args[0].op != "const":
+                prim = PRIMS[name]
+                if prim.shape is None:   # a function of one node: its shape, nothing to fold
+                    x = args[0]
+                    simple = _simplify(self, name, args, NO_PARAMS, x.shape)
+                    return simple if simple is not None else self._interned(prim, (x,), NO_PARAMS, x.shape)
         return self._apply(PRIMS[name], args, params)
 
     def binary(self, name, x, y):
-        """apply(name, (x, y), {}) with its common case first: two same-shape operands, no
-        constant (nothing to broadcast or fold)."""
+        """apply(name, (x, y), {}) with its common cases first: operands of one shape, or a
+        node and a number, not both constant (nothing to broadcast or fold)."""
         prim = PRIMS[name]
-        if prim.shape is None and type(x) is Node and type(y) is Node and x.shape == y.shape \
-                and x.op != "const" != y.op:
-            simple = _simplify(self, name, (x, y), NO_PARAMS, x.shape)
-            if simple is not None:
-                return simple
-            return self._interned(prim, (x, y), NO_PARAMS, x.shape)
+        if type(x) is not Node:
+            x = self.const(x)
+        if type(y) is not Node:
+            y = self.const(y)
+        if prim.shape is None and (x.op != "const" or y.op != "const"):
+            xs, ys = x.shape, y.shape
+            shape = xs if xs == ys or (not ys and y.op == "const") else ys if not xs and x.op == "const" else None
+            if shape is not None:
+                if x.op in _PAIRED or y.op in _PAIRED:   # the only identities of two operands
+                    simple = _simplify(self, name, (x, y), NO_PARAMS, shape)
+                    if simple is not None:
+                        return simple
+                return self._interned(prim, (x, y), NO_PARAMS, shape)
         return self._apply(prim, (x, y), {})
 
     def _apply(self, prim, args, params):
@@ -216,11 +236,14 @@ def _is_const(node, c):
     return node.uniform is not None and node.uniform == c
 
 
+_PAIRED = frozenset(["const", "neg"])   # an identity of two operands needs one made by these
+
+
 def _simplify(g, name, args, params, shape):
     """Algebraic identities that keep derivative graphs small."""
     if name in ("add", "sub", "mul", "div", "pow"):
         x, y = args
-        if x.op != "const" != y.op and x.op != "neg" != y.op:   # every identity below needs one
+        if x.op not in _PAIRED and y.op not in _PAIRED:   # every identity below needs one
             return None
         if name == "add" and _is_const(x, 0) and y.shape == shape:
             return y

@@ -29,8 +29,9 @@ CONSTANTS = {"pi": math.pi, "e": math.e}
 
 FUNCTIONS = P.FUNCTIONS  # the whitelist: names, arities and builders, all from the table
 
-# the kinds of postfix instructions: (kind, value, operand count, first token, end token)
-VAR, NUM, BIN, NEG, CALL, LIST, TRANSPOSE, INDEX = range(8)
+# postfix instructions: a variable is its name (str), a number its value (float), an operation
+# (kind, value, operand count, first token, end token) with one of these kinds
+BIN, NEG, CALL, LIST, TRANSPOSE, INDEX = range(6)
 
 
 class Source:
@@ -134,7 +135,7 @@ class _Parser:
             if tok not in self.seen:
                 self.seen.add(tok)
                 self.names.append(tok)
-            code.append((VAR, tok, 0, start, start + 1))
+            code.append(tok)
         else:
             self.prefix()
         while True:
@@ -162,7 +163,7 @@ class _Parser:
                 if right not in self.seen:
                     self.seen.add(right)
                     self.names.append(right)
-                code.append((VAR, right, 0, j, j + 1))
+                code.append(right)
             else:
                 self.expression(bp[1])
             code.append((BIN, "**" if tok == "^" else tok, 2, start, self.i))
@@ -183,7 +184,7 @@ class _Parser:
                 self.expression(0)
                 self.expect(")")
                 last = code[-1]
-                if last[0] != VAR:   # the span takes the parentheses in
+                if type(last) is tuple:   # an operation: its span takes the parentheses in
                     code[-1] = last[:3] + (i, self.i)
                 return
             if tok == "[":
@@ -200,19 +201,19 @@ class _Parser:
             if not math.isfinite(value):
                 shown = tok if len(tok) <= 40 else f"{tok[:20]}...{tok[-10:]} ({len(tok)} characters)"
                 raise InputError(f"the number {shown} at column {self.src.start(i) + 1} overflows a float64")
-            code.append((NUM, value, 0, i, i + 1))
+            code.append(value)
             return
         if self.toks[i + 1] == "(":
             return self.call(i)
         if tok in FUNCTIONS:
             self.fail(i, f"{tok!r} is a function; call it as {tok}(...)")
         if tok in CONSTANTS:
-            code.append((NUM, CONSTANTS[tok], 0, i, i + 1))
+            code.append(CONSTANTS[tok])
             return
         if tok not in self.seen:
             self.seen.add(tok)
             self.names.append(tok)
-        code.append((VAR, tok, 0, i, i + 1))
+        code.append(tok)
 
     def items(self, close):
         """Parses items up to `close` (consumed); their count."""
@@ -321,14 +322,17 @@ def _build(expr, graph, shapes):
     var_node = graph.vars.get
     infix = P.INFIX
     graph.strict = True
+    a = b = 0
     try:
-        for kind, val, n, a, b in expr.code:
-            if kind == VAR:
-                push(var_node(val) or graph.var(val, shapes[val]))
+        for instr in expr.code:
+            t = type(instr)
+            if t is str:
+                push(var_node(instr) or graph.var(instr, shapes[instr]))
                 continue
-            if kind == NUM:
-                push(graph.const(val))
+            if t is float:
+                push(graph.const(instr))
                 continue
+            kind, val, n, a, b = instr
             if kind == BIN:
                 y = pop()
                 x = pop()
