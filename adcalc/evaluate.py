@@ -21,6 +21,9 @@ from adcalc.errors import DomainError
 from adcalc.graph import no_gc, to_text
 
 
+_ID = operator.attrgetter("id")
+
+
 def needed(graph, outputs):
     """Ids of the ancestors of `outputs`, ascending (a topological order); cached."""
     key = ("needed", tuple(o.id for o in outputs))
@@ -60,7 +63,7 @@ def _plan(graph, outputs):
         elif node.op == "var":
             steps.append((i, 1, node.p["name"], (), None, None))
         else:
-            steps.append((i, 2, node, tuple(a.id for a in node.args), node.p or None, PRIMS[node.op]))
+            steps.append((i, 2, node, tuple(map(_ID, node.args)), node.p or None, PRIMS[node.op]))
     return steps
 
 
@@ -579,7 +582,7 @@ def some_entry(vals, ids, test):
     """The ids (in order) whose value has an entry where the element-wise `test` holds, found
     in one pass over all their values: the per-node checks then look at those alone (a long
     expression has 10^5 nodes, and almost none overflow or underflow)."""
-    arrays = [np.ravel(vals[i]) for i in ids]
+    arrays = [v.ravel() if type(v) is np.ndarray else np.ravel(v) for v in map(vals.__getitem__, ids)]
     keep = [k for k, a in enumerate(arrays) if a.size]
     if not keep:
         return []

@@ -35,18 +35,18 @@ class Node(Traced):
         self.p = p
         self.shape = shape
         self.value = value
-        self.span = None
-        self.exact = None
-        self.uniform = None
+        self.span = self.exact = self.uniform = None
         if value is not None and value.size and (value.ndim == 0 or np.all(value == value.flat[0])):
             self.uniform = float(value.flat[0])   # the one value of a constant (identities test it)
-        depends = op == "var"
-        if not depends:
+        if op == "var":
+            self.depends = True
+        else:
             for a in args:
                 if a.depends:
-                    depends = True
+                    self.depends = True
                     break
-        self.depends = depends
+            else:
+                self.depends = False
         self.id = len(graph.nodes)
 
     @property
