@@ -200,3 +200,22 @@ def test_every_module_imports_first(module):
     """Each module can be the first adcalc import of a fresh interpreter (no import cycle)."""
     r = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-500:]
+
+
+def test_two_operand_fast_path_makes_the_general_paths_nodes():
+    """Graph.binary's common cases (same shapes; a node and a number) give the node the
+    general path gives: interned, commuted products shared, no broadcast node for a number,
+    constants folded, and a float constant is the array constant of the same bytes."""
+    g = Graph()
+    x, v = g.var("x", ()), g.var("v", (3,))
+    assert g.const(2.0) is g.const(np.array(2.0)) and g.const(-0.0) is not g.const(0.0)
+    two_v = g.apply("mul", (v, 2.0), {})
+    assert two_v is g.apply("mul", (g.const(2.0), v), {}) and two_v.shape == (3,)
+    assert [a.op for a in two_v.args] == ["var", "const"]          # no broadcast of the number
+    assert g.apply("add", (v, 0.0), {}) is v and g.apply("mul", (x, 1.0), {}) is x
+    xv = g.apply("mul", (x, v), {})                                 # shapes differ: broadcast
+    assert xv.shape == (3,) and {a.op for a in xv.args} == {"broadcast", "var"}
+    assert g.apply("add", (2.0, 3.0), {}).op == "const"
+    assert g.apply("add", (x, g.apply("neg", (x,), {})), {}).op == "sub"
+    assert g.apply("neg", (g.apply("neg", (x,), {}),), {}) is x
+    assert g.apply("sin", (x,), {}) is g.apply("sin", (x,), {})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from adcalc.engines.reverse import ReverseEngine
-from adcalc.errors import InputError, ParseError
+from adcalc.errors import DomainError, InputError, ParseError
 from adcalc.parse import FUNCTIONS, MAX_DEPTH, MAX_LENGTH, parse
 from adcalc.problem import Problem
 
@@ -309,3 +309,39 @@ def test_flat_sum_and_product_of_one_variable():
     f = np.prod(1 + 0.1 * c)
     assert p.value(p.x0()) == pytest.approx(f, rel=1e-12)
     np.testing.assert_allclose(eng.grad(p, p.x0()).value, [f * np.sum(c / (1 + 0.1 * c))], rtol=1e-11)
+
+
+def test_natural_order_recognised_in_one_pass_equals_the_sort():
+    """Names that are one prefix with increasing numbers are kept as they are; every other
+    list is sorted by the natural key, and both give what the sort gives."""
+    import random
+
+    from adcalc.points import natural_key, order_variables
+    rnd = random.Random(0)
+    for _ in range(2000):
+        prefix = rnd.choice(["x", "y", "ab", "_", "x_"])
+        names = list(dict.fromkeys(rnd.choice([prefix, "x", "z", "yx"]) + str(rnd.choice(
+            [rnd.randrange(0, 200), "0" + str(rnd.randrange(10))])) for _ in range(rnd.randrange(30))))
+        if rnd.random() < 0.5:
+            names = sorted(names, key=natural_key)
+        if rnd.random() < 0.1:
+            names.insert(rnd.randrange(len(names) + 1), rnd.choice(["x", "w", "x1y", "x01"]))
+            names = list(dict.fromkeys(names))
+        assert order_variables(names) == sorted(names, key=natural_key), names
+    assert order_variables([f"x{i}" for i in range(1, 5001)]) == [f"x{i}" for i in range(1, 5001)]
+    assert order_variables(["x1", "x10", "x2"]) == ["x1", "x2", "x10"]
+
+
+def test_parser_code_is_postfix_and_labels_come_from_the_source():
+    from adcalc import parse as P
+    e = parse("a*b + -c**2 + (a - b)")
+    assert e.code[:3] == ["a", "b", (P.BIN, "*", 2, 0, 3)]
+    assert e.names == ["a", "b", "c"] and e.text == "a*b + -c**2 + (a - b)"
+    p = Problem("log(x - 3) + (x * y)", at="5,1")
+    labels = {n.label for n in p.graph.nodes if n.span is not None}
+    assert {"log(x - 3)", "x - 3", "(x * y)", "log(x - 3) + (x * y)"} <= labels
+    with pytest.raises(DomainError, match=r"in 'log\(x - 3\)'"):
+        ReverseEngine().grad(p, [1.0, 1.0])
+    long = " + ".join(f"x{i}" for i in range(1, 3000)) + " + log(x1 - 5)"
+    with pytest.raises(DomainError, match=r"in 'log\(x1 - 5\)'"):
+        Problem(long, point={f"x{i}": 1.0 for i in range(1, 3000)}).value(np.ones(2999))
