@@ -178,7 +178,7 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
     underflows = V.find_underflows(prob, x, vals)
     if underflows:
         warnings.append(underflow_note(underflows))
-    obj = envelope(command, prob, engine, warnings)
+    obj = envelope(command, prob, engine, warnings, value=vals[prob.output.id])   # f as evaluated above
     if command in ("jacobian", "jvp", "vjp"):
         obj["outputs"] = output_names(prob)
     if vector is not None:
@@ -204,7 +204,7 @@ def run_derivative(command, exprs, at, vars_, engine, as_json, digits, vector_te
     if as_json:
         emit(obj)
         return 0
-    show_human(command, prob, obj, results, digits, labels)
+    show_human(command, prob, obj, results, digits, labels, vals[prob.output.id])
     return 0
 
 
@@ -245,10 +245,10 @@ def _all_engines(obj, command, q, prob, results, kinks, shape, labels, warnings)
             if len(vals) > 1 else None
 
 
-def show_human(command, prob, obj, results, digits, labels):
+def show_human(command, prob, obj, results, digits, labels, value):
     q = QUANTITIES[command]
     title = f"{command} of {_expr_text(prob)} at {prob.describe(prob.x0())}  [engine: {obj['engine']}]"
-    value = np.asarray(prob.value(prob.x0()))
+    value = np.asarray(value, dtype=float)
     vtext = fmt(value, digits) if value.ndim == 0 else np.array2string(
         value, separator=", ", threshold=20, formatter={"float_kind": lambda v: fmt(v, digits)})
     footer = [f"value: {vtext}"]

@@ -18,7 +18,8 @@ def output_names(prob):
 
 def envelope(command, prob, engine, warnings, x=None, value=True):
     """The contract's keys for `prob` at its point (or at x); `warnings` is the list that
-    later additions append to."""
+    later additions append to.  `value`: True computes f there, False leaves it null, an
+    array is f's value already computed."""
     obj = {"command": command, "expression": prob.expression, "engine": engine,
            "variables": prob.variables, "shapes": {v: list(s) for v, s in prob.shapes.items()},
            "inputs": prob.inputs,
@@ -27,9 +28,9 @@ def envelope(command, prob, engine, warnings, x=None, value=True):
     warnings.extend(getattr(prob, "warnings", ()))
     if prob.wrt != prob.variables:
         obj["wrt"] = prob.wrt
-    if value:
-        obj["value"] = to_json_value(prob.value(prob.x0() if x is None else x), "value", warnings,
-                                     output_names(prob))
+    if value is not False:
+        f = prob.value(prob.x0() if x is None else x) if value is True else np.asarray(value, dtype=float)
+        obj["value"] = to_json_value(f, "value", warnings, output_names(prob))
     return obj
 
 
