@@ -11,41 +11,42 @@ can be differentiated again.  This module imports nothing else from adcalc.
 class Traced:
     """Base of values that build graphs instead of computing (graph nodes).
 
-    Python's operators build nodes too, so rules may read `1 / cosh(x) ** 2`.
+    Python's operators build nodes too, so rules may read `1 / cosh(x) ** 2`: straight to
+    the node's graph (Graph.binary is bind's and apply's path for two operands).
     """
 
     __slots__ = ()
     __array_ufunc__ = None  # numpy defers to our operators: array * node builds a node
 
     def __add__(self, o):
-        return bind("add", self, o)
+        return self.graph.binary("add", self, o)
 
     def __radd__(self, o):
-        return bind("add", o, self)
+        return self.graph.binary("add", o, self)
 
     def __sub__(self, o):
-        return bind("sub", self, o)
+        return self.graph.binary("sub", self, o)
 
     def __rsub__(self, o):
-        return bind("sub", o, self)
+        return self.graph.binary("sub", o, self)
 
     def __mul__(self, o):
-        return bind("mul", self, o)
+        return self.graph.binary("mul", self, o)
 
     def __rmul__(self, o):
-        return bind("mul", o, self)
+        return self.graph.binary("mul", o, self)
 
     def __truediv__(self, o):
-        return bind("div", self, o)
+        return self.graph.binary("div", self, o)
 
     def __rtruediv__(self, o):
-        return bind("div", o, self)
+        return self.graph.binary("div", o, self)
 
     def __pow__(self, o):
-        return bind("pow", self, o)
+        return self.graph.binary("pow", self, o)
 
     def __rpow__(self, o):
-        return bind("pow", o, self)
+        return self.graph.binary("pow", o, self)
 
     def __neg__(self):
         return bind("neg", self)
