@@ -447,9 +447,9 @@ class Program:
         try:
             bufs = self._slots(env) if mine else None
             if under is None:
-                return self._steps(env, bufs, _array, self.steps, self.template)
+                return self._steps(env, bufs)
             with np.errstate(all="ignore", under=under):
-                return self._steps(env, bufs, _array, self.steps, self.template)
+                return self._steps(env, bufs)
         finally:
             if mine:
                 if _HELD[0] > HELD_BYTES:   # used in this call, not kept
@@ -483,27 +483,21 @@ class Program:
                 continue
             a = list(map(get, args))
             if check is not None:
-                ok = check[0](*a)
-                if ok is not True and not ok:
-                    raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
+                _inside(check, a)
             vals[i] = x(*a)
         return vals
 
-    @staticmethod
-    def _steps(env, bufs, take, steps, template):
-        """The loop over the steps; `take` makes a variable's value from env's array."""
-        vals = template.copy()
+    def _steps(self, env, bufs):
+        """The loop over the steps on arrays, writing into the slots `bufs` where given."""
+        vals = self.template.copy()
         get = vals.__getitem__
-        for i, x, args, check, slot, free in steps:
+        for i, x, args, check, slot, free in self.steps:
             if x is None:   # a variable: args is its name
-                vals[i] = take(env[args])
+                vals[i] = np.asarray(env[args], dtype=float)
                 continue
             a = list(map(get, args))
             if check is not None:
-                ok = check[0](*a)
-                if ok is not True and not (bool(ok) if type(ok) is np.bool_ else
-                                           ok.all() if type(ok) is np.ndarray else np.all(ok)):
-                    raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
+                _inside(check, a)
             vals[i] = x(*a) if slot < 0 or bufs is None else x(*a, out=bufs[slot])
             if free:
                 for j in free:
@@ -517,8 +511,13 @@ _ON_NUMBERS = {np.add: operator.add, np.subtract: operator.sub, np.multiply: ope
                np.true_divide: operator.truediv, np.negative: operator.neg}
 
 
-def _array(a):
-    return np.asarray(a, dtype=float)
+def _inside(check, a):
+    """A step's domain check (predicate, message, node) on its arguments `a`: DomainError
+    naming the sub-expression when some point is outside."""
+    ok = check[0](*a)
+    if ok is not True and not (bool(ok) if type(ok) is np.bool_ else ok.all() if type(ok) is np.ndarray
+                               else np.all(ok)):
+        raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
 
 
 class _NotOnePoint(Exception):
