@@ -392,12 +392,15 @@ class Program:
         self.widest = max([1] + [math.prod(s) for _, s in self.slot_shapes])
         # one point of numbers: every variable and every step that computes is a number, or
         # only moves numbers (`selects`, the stack of numbers)
-        # one point of numbers: every variable is a number, and every step computes a number
-        # pointwise or only moves numbers (`selects`, the stack of numbers)
+        # one point of numbers: every variable is a number, and every step only moves numbers
+        # (`selects`, the stack of numbers) or computes a number pointwise by a numpy ufunc or
+        # an implementation marked `on_numbers` (one that does on a number what it does on an
+        # array; not one that looks at np.ndim, as pow's and math-module functions do)
         first_op = next((k for k, st in enumerate(steps) if st[1] == 2), len(steps))
         self.numbers = self.probes[1] is None and all(st[1] != 1 for st in steps[first_op:]) and all(
             (kind == 1 and not nodes[i].shape) or
-            (kind == 2 and (i in fused or prim.selects or (prim.pointwise and not nodes[i].shape)))
+            (kind == 2 and (i in fused or prim.selects or (
+                prim.pointwise and not nodes[i].shape and _on_numbers(bound.get(i) or prim.impl))))
             for i, kind, _, _, _, prim in steps if kind != 0)
         if self.numbers:   # arithmetic by the numbers' own operators; 0-d constants as numbers
             self.point_steps = [(i, _ON_NUMBERS.get(x, x), args, check) for i, x, args, check, _, _ in self.steps]
@@ -509,6 +512,12 @@ class Program:
 # scalar arithmetic: one IEEE operation, its flags raised as the ufunc's are)
 _ON_NUMBERS = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
                np.true_divide: operator.truediv, np.negative: operator.neg}
+
+
+def _on_numbers(f):
+    """Whether the implementation f computes on numpy's numbers exactly what it computes on
+    one-element arrays: a numpy ufunc (the same loop), or one marked `on_numbers`."""
+    return isinstance(f, np.ufunc) or getattr(f, "on_numbers", False)
 
 
 def _inside(check, a):

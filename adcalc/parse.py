@@ -19,9 +19,8 @@ MAX_DEPTH = 200
 
 _NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _TOKEN = re.compile(rf"\s*({_NUMBER}|[A-Za-z_][A-Za-z_0-9]*|\*\*|[-+*/^@()\[\],.:])")
-_STRAY = re.compile(r"[^\sA-Za-z_0-9.*+\-/^@()\[\],:]")   # a character no token is made of
+_STRAY = re.compile(r"[^\s\dA-Za-z_.*+\-/^@()\[\],:]")   # a character no token is made of (\d: any digit)
 _OPS = frozenset(["**", "-", "+", "*", "/", "^", "@", "(", ")", "[", "]", ",", ".", ":"])
-_DIGITS = frozenset("0123456789.")
 _LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 CONSTANTS = {"pi": math.pi, "e": math.e}
@@ -196,7 +195,7 @@ class _Parser:
             self.fail(i)
         if tok == "":
             self.fail(i)
-        if tok[0] in _DIGITS:
+        if tok[0] not in _LETTERS:   # a number (its digits may be any script's, as float reads them)
             value = float(tok)
             if not math.isfinite(value):
                 shown = tok if len(tok) <= 40 else f"{tok[:20]}...{tok[-10:]} ({len(tok)} characters)"

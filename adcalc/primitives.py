@@ -42,6 +42,9 @@ def _first(x, y, out=None):
     return np.multiply(x, 1.0, out=out)
 
 
+_square.on_numbers = _first.on_numbers = True   # exact on a number as on an array (evaluate.Program)
+
+
 def _pow_by(y):
     """The implementation for a real scalar exponent 2 or 1 (x*x, x), else None (np.power)."""
     if np.ndim(y) == 0 and not np.iscomplexobj(y):

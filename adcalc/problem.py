@@ -74,7 +74,6 @@ class Problem:
         self.var_nodes = [self.graph.vars[v] for v in chosen]
         self.sizes = [int(np.prod(self.shapes[v])) if self.shapes[v] else 1 for v in chosen]
         self.n, self.m = sum(self.sizes), self.output.size
-        self.numbers = len(chosen) == len(self.variables) and all(not self.shapes[v] for v in chosen)
         self.out_shape = self.output.shape
 
     def with_output(self, node, key):
@@ -111,8 +110,6 @@ class Problem:
         variables held constant (not in --wrt) take their values from the point."""
         x = np.asarray(x)
         lead = x.shape[:-1]
-        if self.numbers:   # every variable one number, differentiated: a column each
-            return dict(zip(self.wrt, x.T)) if x.ndim == 2 else {v: x[..., k] for k, v in enumerate(self.wrt)}
         out, pos = {}, 0
         for v, size in zip(self.wrt, self.sizes):
             out[v] = x[..., pos:pos + size].reshape(lead + self.shapes[v])
@@ -144,7 +141,7 @@ class Problem:
                 nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
             vals = evaluate(self.graph, nodes, env, check=limit, dtype=dtype, bad=bad, keep=keep, watch=watch)
             if usual:
-                prog = compiled(self.graph, nodes, keep, limit)
+                prog = compiled(self.graph, nodes, keep, limit or -1)   # the limit as evaluate keys it
                 if prog is not None:
                     self.graph.cache[("values", self.output.id, limit, keep)] = prog
             return vals

@@ -345,3 +345,16 @@ def test_parser_code_is_postfix_and_labels_come_from_the_source():
     long = " + ".join(f"x{i}" for i in range(1, 3000)) + " + log(x1 - 5)"
     with pytest.raises(DomainError, match=r"in 'log\(x1 - 5\)'"):
         Problem(long, point={f"x{i}": 1.0 for i in range(1, 3000)}).value(np.ones(2999))
+
+
+def test_digits_of_any_script_are_numbers_as_float_reads_them():
+    p = Problem("x*\u0663 + v[\u0661]", point={"x": 1.0, "v": [1.0, 2.0]})   # Arabic-Indic 3 and 1
+    assert float(p.value(p.x0())) == 5.0
+    with pytest.raises(ParseError, match="unexpected character '\u00b2'"):
+        parse("x\u00b2")   # a superscript is no digit
+
+
+def test_labels_are_the_operands_text_with_its_sign_and_parentheses():
+    for text, label in (("x/(y)", "x/(y)"), ("+x/y", "+x/y"), ("-(x)/y", "-(x)/y"), ("((x))/y", "((x))/y")):
+        with pytest.raises(DomainError, match=re.escape(f"division by zero in '{label}'")):
+            ReverseEngine().grad(Problem(text, at="1,0"), [1.0, 0.0])

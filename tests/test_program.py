@@ -171,8 +171,8 @@ def test_some_entry_finds_exactly_the_values_with_a_matching_entry():
 
 # ---- one point of numbers (Program._run_point) --------------------------------------------
 def _scalar_groups():
-    """Every pointwise function of the table over the scalars a and b, one expression per
-    sample domain."""
+    """Every pointwise function of the table in a term over the scalars a and b, by sample
+    domain."""
     from adcalc.core import PRIMS
     from adcalc.primitives import FUNCTIONS
     out = {}
@@ -182,33 +182,50 @@ def _scalar_groups():
             continue
         text = f"{name}(a, b) + {name}(b, a)" if FUNCTIONS[name].arity[0] >= 2 else f"{name}(a) * b + {name}(b)"
         out.setdefault(prim.sample, []).append(text)
-    return {s: " + ".join(t) for s, t in out.items()}
+    return out
 
 
-SCALAR_GROUPS = _scalar_groups()
+SCALAR_TERMS = _scalar_groups()   # sample domain -> one term per function
+SCALAR_GROUPS = {s: " + ".join(t) for s, t in SCALAR_TERMS.items()}
 RANGES = {"real": (-2.0, 2.0), "positive": (0.2, 3.0), "nonzero": (0.3, 2.0), "unit": (-0.8, 0.8),
           "ge1": (1.2, 3.0)}
 
 
-@pytest.mark.parametrize("sample", sorted(SCALAR_GROUPS))
-def test_one_point_of_numbers_computes_what_arrays_compute_bit_for_bit(sample, monkeypatch):
-    """A program over scalar variables runs one point on numpy's numbers, its arithmetic by
-    operators: the gradient and the value equal those of the same program on one-element
-    arrays bit for bit, and the batch's to 1e-15."""
-    text = SCALAR_GROUPS[sample]
-    lo, hi = RANGES[sample]
-    X = np.random.default_rng(len(sample)).uniform(lo, hi, (60, 2))
-    p = Problem(text, point={"a": 1.0, "b": 1.0})
-    numbers = [(REV.grad(p, x).value, p.value(x)) for x in X]
+def _numbers_used(p):
     gp = derivatives.gradient(p)
-    assert any(prog and prog.numbers for key, prog in gp.graph.cache.items() if key[0] == "program")
+    return any(prog and prog.numbers for key, prog in gp.graph.cache.items() if key[0] == "program")
+
+
+@pytest.mark.parametrize("sample", sorted(SCALAR_TERMS))
+def test_one_point_of_numbers_computes_what_arrays_compute_bit_for_bit(sample, monkeypatch):
+    """A program over scalar variables whose steps are numpy ufuncs (or marked on_numbers)
+    runs one point on numpy's numbers, its arithmetic by operators: the gradient and the
+    value equal those of the same program on one-element arrays bit for bit, and the
+    batch's to 1e-15.  Points include exponents of exactly 2, 1, 0.5 and -1."""
+    lo, hi = RANGES[sample]
+    X = np.random.default_rng(len(sample)).uniform(lo, hi, (40, 2))
+    X[:8] = [[2.0, 2.0], [3.7, 2.0], [0.5, 1.0], [2.5, 0.5], [1.5, -1.0], [0.3, 3.0], [1.0, 1.0], [2.0, 0.5]]
+    X = np.clip(X, lo, hi)
+    terms = SCALAR_TERMS[sample]
+    numbers, used = {}, {}
+    for t in terms:
+        p = Problem(t, point={"a": 1.0, "b": 1.0})
+        numbers[t] = [(REV.grad(p, x).value, p.value(x)) for x in X]
+        used[t] = _numbers_used(p)
+        np.testing.assert_allclose(np.array([g for g, _ in numbers[t]]), REV.grad(p, X).value,
+                                   rtol=1e-15, atol=1e-300, err_msg=t)
     monkeypatch.setattr(E.Program, "_run_point", lambda self, env, under: (_ for _ in ()).throw(E._NotOnePoint))
-    q = Problem(text, point={"a": 1.0, "b": 1.0})
-    arrays = [(REV.grad(q, x).value, q.value(x)) for x in X]
-    for (g1, f1), (g2, f2) in zip(numbers, arrays):
-        np.testing.assert_array_equal(g1, g2, err_msg=text)
-        np.testing.assert_array_equal(f1, f2, err_msg=text)
-    np.testing.assert_allclose(np.array([g for g, _ in numbers]), REV.grad(p, X).value, rtol=1e-15, atol=1e-300)
+    for t in terms:
+        q = Problem(t, point={"a": 1.0, "b": 1.0})
+        for (g1, f1), x in zip(numbers[t], X):
+            g2, f2 = REV.grad(q, x).value, q.value(x)
+            np.testing.assert_array_equal(g1, g2, err_msg=f"{t} at {x}")
+            np.testing.assert_array_equal(f1, f2, err_msg=f"{t} at {x}")
+    assert sum(used.values()) >= len(terms) // 2, used
+    for name, expect in (("sin(", True), ("log(", True), ("atan2(", True), ("pow(", False), ("erf(", False)):
+        for t in terms:
+            if t.startswith(name):
+                assert used[t] is expect, t
 
 
 def test_one_point_of_numbers_keeps_domain_errors_underflow_and_fallbacks():
