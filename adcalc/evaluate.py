@@ -460,6 +460,14 @@ class Program:
                     self._hold(0)
                 self.lock.release()
 
+    def run_numbers(self, numbers, under="ignore"):
+        """run() at one point given as numbers {variable name: float64}; None when the
+        program cannot run on numbers there (the caller then runs it on arrays)."""
+        try:
+            return self._run_point(numbers, under)
+        except (_NotOnePoint, ArithmeticError):
+            return None
+
     def _run_point(self, env, under):
         """One point of a program of numbers: each variable is taken as a number (numpy's
         float64, not a one-element array) and arithmetic is the numbers' own operators, so
@@ -534,7 +542,9 @@ class _NotOnePoint(Exception):
 
 
 def _number(a):
-    """The one entry of a one-point value (1,) as a float64 number."""
+    """The one entry of a one-point value (1,) as a float64 number (a number stays)."""
+    if type(a) is np.float64:
+        return a
     if type(a) is not np.ndarray or a.shape != (1,):
         raise _NotOnePoint
     v = a[0]

@@ -21,12 +21,14 @@ from adcalc.core import PRIMS, Traced
 from adcalc.errors import DomainError, InputError
 
 
+_LOW = (1 << 32) - 1   # a span: source index << 64 | first token << 32 | end token (one int, no tuple)
 _F64 = struct.Struct("=d")   # a float's bytes as numpy's float64 has them (const keys)
 NO_PARAMS = types.MappingProxyType({})   # the params of every node that has none (one shared, read-only)
 
 
 class Node(Traced):
     __slots__ = ("graph", "op", "args", "p", "shape", "id", "value", "span", "depends", "exact", "uniform")
+    # span: where the user's text of the node is, as one int (Graph.span), or None
 
     def __init__(self, graph, op, args, p, shape, value=None):
         self.graph = graph
@@ -62,8 +64,7 @@ class Node(Traced):
         """The user's own text for this node (made from a span only when asked)."""
         if self.span is None:
             return None
-        source, a, b = self.span   # parse.Source and a range of its tokens
-        return source.between(a, b)
+        return self.graph.sources[self.span >> 64].between((self.span >> 32) & _LOW, self.span & _LOW)
 
     def __repr__(self):
         return f"Node({self.id}, {self.op}, {self.shape})"
@@ -111,6 +112,7 @@ class Graph:
         self.vars = {}
         self.strict = False
         self.cache = {}
+        self.sources = []   # the parsed texts (parse.Source) that node spans refer to
 
     def _add(self, key, make):
         node = self._intern.get(key)
@@ -135,6 +137,16 @@ class Graph:
         value = np.asarray(value, dtype=float)
         key = ("const", value.shape, value.tobytes())
         return self._add(key, lambda: Node(self, "const", (), {}, value.shape, value))
+
+    def span(self, source, a, b):
+        """The span of tokens a to b - 1 of a parsed text, as one int (Node.label reads it)."""
+        for k, known in enumerate(self.sources):
+            if known is source:
+                break
+        else:
+            k = len(self.sources)
+            self.sources.append(source)
+        return k << 64 | a << 32 | b
 
     def lift(self, x):
         return x if isinstance(x, Node) else self.const(x)

@@ -34,9 +34,10 @@ BIN, NEG, CALL, LIST, TRANSPOSE, INDEX = range(6)
 
 
 class Source:
-    """The text and its tokens (the matched strings, ending with ""); where each token
-    starts is found again only when a message or a label needs it."""
-    __slots__ = ("text", "toks", "_starts")
+    """The text and, while it is parsed, its tokens (the matched strings, ending with "");
+    where each token starts and ends is found again only when a message or a label needs
+    it, so a built graph keeps the text alone."""
+    __slots__ = ("text", "toks", "_starts", "_ends")
 
     def __init__(self, text):
         if len(text) > MAX_LENGTH:
@@ -46,18 +47,25 @@ class Source:
             pos = stray.start()
             ch = text[pos]
             raise ParseError(f"unexpected character {ch!r} at column {pos + 1}", text, pos, ch)
-        self.text, self.toks, self._starts = text, _TOKEN.findall(text), None
+        self.text, self.toks, self._starts, self._ends = text, _TOKEN.findall(text), None, None
         self.toks.append("")
+
+    def _place(self):
+        matches = list(_TOKEN.finditer(self.text))
+        self._starts = [m.start(1) for m in matches] + [len(self.text)]
+        self._ends = [m.end(1) for m in matches] + [len(self.text)]
 
     def start(self, i):
         """The column (0-based) where token i starts; the end token's is the text's length."""
         if self._starts is None:
-            self._starts = [m.start(1) for m in _TOKEN.finditer(self.text)] + [len(self.text)]
+            self._place()
         return self._starts[i]
 
     def between(self, a, b):
         """The text of tokens a to b - 1."""
-        return self.text[self.start(a):self.start(b - 1) + len(self.toks[b - 1])]
+        if self._starts is None:
+            self._place()
+        return self.text[self._starts[a]:self._ends[b - 1]]
 
     def where(self, a, b, limit=200):
         """The text of tokens a to b - 1 for a message, cut at `limit` characters."""
@@ -87,6 +95,7 @@ def parse(text):
     p.expression(0)
     if p.toks[p.i] != "":
         p.fail(p.i)
+    p.src.toks = None   # parsed: the code and the text are what is kept
     return Expr(p.src, p.code, p.names)
 
 
@@ -316,6 +325,7 @@ def _build(expr, graph, shapes):
     trees), each operation made into a graph node once; an operation's node is labelled
     with its span of the source."""
     src = expr.source
+    base = graph.span(src, 0, 0)   # this text's index, shifted: a node's span is base | a << 32 | b
     stack = []
     push, pop = stack.append, stack.pop
     var_node = graph.vars.get
@@ -341,7 +351,7 @@ def _build(expr, graph, shapes):
                 del stack[len(stack) - n:]
                 node = _make(graph, kind, val, kids, src, a, b)
             if type(node) is Node and node.span is None and node.op != "var" and node.op != "const":
-                node.span = (src, a, b)
+                node.span = base | a << 32 | b
             push(node)
     except ValueError as e:
         raise InputError(f"{e} in '{src.where(a, b)}'") from None

@@ -74,6 +74,7 @@ class Problem:
         self.var_nodes = [self.graph.vars[v] for v in chosen]
         self.sizes = [int(np.prod(self.shapes[v])) if self.shapes[v] else 1 for v in chosen]
         self.n, self.m = sum(self.sizes), self.output.size
+        self.scalars = len(chosen) == len(self.variables) and all(not self.shapes[v] for v in chosen)
         self.out_shape = self.output.shape
 
     def with_output(self, node, key):
@@ -128,14 +129,20 @@ class Problem:
         each (N,) + its shape.  Outside the domain: DomainError naming the sub-expression
         and the point, or with a dict `bad` {row: message} and NaN rows."""
         X = np.asarray(X)
-        env = dict(self.split(X), **env) if env else self.split(X)
         limit = self.base_output_id() if check is True else check
         usual = keep is not None and nodes is None and check is True and bad is None and dtype is float
         try:
             if usual:   # the engines' call, repeated: straight to its compiled program
                 prog = self.graph.cache.get(("values", self.output.id, limit, keep))
                 if prog is not None:
-                    return prog.run(env, None if watch else "ignore")
+                    under = None if watch else "ignore"
+                    if prog.numbers and self.scalars and not env and X.shape == (1, self.n) \
+                            and X.dtype == np.float64:   # one point of numbers, read from its row
+                        vals = prog.run_numbers(dict(zip(self.wrt, X[0])), under)
+                        if vals is not None:
+                            return vals
+                    return prog.run(dict(self.split(X), **env) if env else self.split(X), under)
+            env = dict(self.split(X), **env) if env else self.split(X)
             nodes = list(nodes or [self.output])
             if check is True and self.output is not getattr(self, "base", self).output:
                 nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
