@@ -171,15 +171,16 @@ class Graph:
             x = self.const(x)
         if type(y) is not Node:
             y = self.const(y)
-        if prim.shape is None and (x.op != "const" or y.op != "const"):
+        xo, yo = x.op, y.op
+        if prim.shape is None and (xo != "const" or yo != "const"):
             xs, ys = x.shape, y.shape
-            shape = xs if xs == ys or (not ys and y.op == "const") else ys if not xs and x.op == "const" else None
+            shape = xs if xs == ys or (not ys and yo == "const") else ys if not xs and xo == "const" else None
             if shape is not None:
-                if x.op in _PAIRED or y.op in _PAIRED:   # the only identities of two operands
+                if xo in _PAIRED or yo in _PAIRED:   # the only identities of two operands
                     simple = _simplify(self, name, (x, y), NO_PARAMS, shape)
                     if simple is not None:
                         return simple
-                return self._interned(prim, (x, y), NO_PARAMS, shape)
+                return self._interned2(prim, x, y, shape)
         return self._apply(prim, (x, y), {})
 
     def _apply(self, prim, args, params):
@@ -202,15 +203,24 @@ class Graph:
 
     def _interned(self, prim, args, params, shape):
         """The node of prim on args, made once (x*2 and 2*x are one node: the same number)."""
-        if len(args) == 2 and not params:   # the usual node: a flat key
-            a, b = args[0].id, args[1].id
-            key = (prim.name, b, a) if prim.commutative and b < a else (prim.name, a, b)
-        else:
-            ids = sorted(a.id for a in args) if prim.commutative else [a.id for a in args]
-            key = (prim.name, tuple(ids), _key(tuple(sorted(params.items()))) if params else ())
+        if len(args) == 2 and not params:
+            return self._interned2(prim, args[0], args[1], shape)
+        ids = sorted(a.id for a in args) if prim.commutative else [a.id for a in args]
+        key = (prim.name, tuple(ids), _key(tuple(sorted(params.items()))) if params else ())
         node = self._intern.get(key)
         if node is None:
             node = Node(self, prim.name, args, params or NO_PARAMS, shape)
+            self.nodes.append(node)
+            self._intern[key] = node
+        return node
+
+    def _interned2(self, prim, x, y, shape):
+        """_interned for two operands and no params: the usual node, under a flat key."""
+        a, b = x.id, y.id
+        key = (prim.name, b, a) if prim.commutative and b < a else (prim.name, a, b)
+        node = self._intern.get(key)
+        if node is None:
+            node = Node(self, prim.name, (x, y), NO_PARAMS, shape)
             self.nodes.append(node)
             self._intern[key] = node
         return node

@@ -174,7 +174,7 @@ class _Parser:
                 code.append(right)
             else:
                 self.expression(bp[1])
-            code.append((BIN, "**" if tok == "^" else tok, 2, start, self.i))
+            code.append((BIN, P.INFIX["**" if tok == "^" else tok], 2, start, self.i))
         self.depth -= 1
 
     def prefix(self):
@@ -329,7 +329,6 @@ def _build(expr, graph, shapes):
     stack = []
     push, pop = stack.append, stack.pop
     var_node = graph.vars.get
-    infix = P.INFIX
     graph.strict = True
     a = b = 0
     try:
@@ -345,7 +344,7 @@ def _build(expr, graph, shapes):
             if kind == BIN:
                 y = pop()
                 x = pop()
-                node = P.matmul(x, y) if val == "@" else graph.binary(infix[val], x, y)
+                node = P.matmul(x, y) if val == "matmul" else graph.binary(val, x, y)
             else:
                 kids = stack[len(stack) - n:]
                 del stack[len(stack) - n:]

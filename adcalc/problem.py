@@ -26,13 +26,7 @@ class Problem:
     def _build(self, exprs, at, vars, point, wrt):
         self.texts = [t.lstrip() for t in exprs]
         parsed = [parse(t) for t in self.texts]
-        names = []
-        seen = set()
-        for p in parsed:
-            for n in p.names:
-                if n not in seen:
-                    seen.add(n)
-                    names.append(n)
+        names = parsed[0].names if len(parsed) == 1 else list(dict.fromkeys(n for p in parsed for n in p.names))
         self.variables = order_variables(names, vars)
         self.warnings = []
         if point is None:
@@ -42,10 +36,15 @@ class Problem:
                 point = {}
             else:
                 point = parse_point(at, self.variables, notes=self.warnings)
-        self.point = {v: np.asarray(point[v], dtype=float) for v in self.variables}
-        self.shapes = {v: self.point[v].shape for v in self.variables}
-        self.graph = g = Graph()
-        self.all_var_nodes = [g.var(v, self.shapes[v]) for v in self.variables]
+        self.point, self.shapes, self.graph = {}, {}, Graph()
+        self.all_var_nodes = nodes = []
+        var = self.graph.var
+        for v in self.variables:
+            value = point[v]   # a number as numpy's float64 (0-d, as cheap as it gets), else an array
+            value = self.point[v] = np.float64(value) if type(value) is float else np.asarray(value, dtype=float)
+            shape = self.shapes[v] = value.shape
+            nodes.append(var(v, shape))
+        g = self.graph
         outs = [p.build(g, self.shapes) for p in parsed]
         if len(outs) > 1:
             if len({o.shape for o in outs}) > 1:

@@ -335,7 +335,7 @@ def test_natural_order_recognised_in_one_pass_equals_the_sort():
 def test_parser_code_is_postfix_and_labels_come_from_the_source():
     from adcalc import parse as P
     e = parse("a*b + -c**2 + (a - b)")
-    assert e.code[:3] == ["a", "b", (P.BIN, "*", 2, 0, 3)]
+    assert e.code[:3] == ["a", "b", (P.BIN, "mul", 2, 0, 3)]
     assert e.names == ["a", "b", "c"] and e.text == "a*b + -c**2 + (a - b)"
     p = Problem("log(x - 3) + (x * y)", at="5,1")
     labels = {n.label for n in p.graph.nodes if n.span is not None}
