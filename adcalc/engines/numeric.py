@@ -14,6 +14,7 @@ The black box evaluates many points in one batched pass of the graph; its roundi
 bound per evaluation is NOISE eps times the largest intermediate magnitude on the
 way (of the imaginary part in complex step) plus the underflow granularity.
 """
+import math
 import time
 
 import numpy as np
@@ -90,12 +91,21 @@ class ProblemBox:
         return None
 
 
-def _seconds_per_point(box, x, cplx, rows=64):
-    """The time of one evaluation of f, from a batch of `rows` points near x."""
+def _seconds_per_point(box, x, cplx, repeats=3):
+    """The time of one evaluation of f, from batches of points near x (about 10^6 numbers,
+    as the sweeps' batches are large): the best of `repeats` timed batches after an untimed
+    one.  A first call pays once for what the thousands of calls after it reuse (its plan,
+    its compiled program, fresh memory): timed alone it made a Hessian that takes 6 minutes
+    look like 17 and be declined."""
+    rows = max(8, min(1024, (1 << 20) // max(1, box.n)))
     P = np.repeat(np.asarray(x, dtype=complex if cplx else float)[None], rows, axis=0)
-    started = time.perf_counter()
     box(P, cplx=cplx)
-    return (time.perf_counter() - started) / rows
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        box(P, cplx=cplx)
+        best = min(best, time.perf_counter() - started)
+    return best / rows
 
 
 def _singular_rows(est, box, x, v):
