@@ -211,3 +211,24 @@ def test_cli_refusal_and_unknown_method_exit_2():
     assert p.returncode == 2 and "abs" in json.loads(p.stdout)["error"]
     p = cli("grad", "x^2", "--at", "2", "--engine", "numeric", "--method", "bogus")
     assert p.returncode == 2 and "unknown numeric method 'bogus'" in p.stderr
+
+
+def test_time_estimate_is_not_the_cold_first_call():
+    """A second-order request is declined from a time estimate; a slow first evaluation
+    (plans, compiled program, fresh memory) must not be what the estimate measures."""
+    import time
+
+    from adcalc.engines import numeric as N
+
+    class Box:
+        n, calls = 1000, 0
+
+        def __call__(self, P, cplx=False):
+            Box.calls += 1
+            if Box.calls == 1:
+                time.sleep(0.2)   # the cold call
+            return np.zeros(len(P))
+
+    box = Box()
+    assert N._seconds_per_point(box, np.zeros(1000), False) < 0.2 / 1024
+    assert Box.calls == 4
