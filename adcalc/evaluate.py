@@ -128,9 +128,9 @@ def evaluate(graph, outputs, env, check=True, dtype=float, bad=None, keep=None, 
             a = [vals[j] for j in args]
             if prim.domain is not None and i <= limit:
                 ok = prim.domain[0](*a)
-                if ok is not True and not np.all(ok):
+                if not _holds(ok):
                     if bad is None:
-                        raise DomainError(f"{prim.domain[1]} in '{to_text(payload)}'")
+                        raise _outside(prim.domain[1], payload)
                     _record(bad, ok, payload, prim.domain[1])
             impl = prim.cimpl if cplx and prim.cimpl is not None else prim.impl
             vals[i] = impl(*a, **params) if params else impl(*a)
@@ -390,8 +390,6 @@ class Program:
         if self.probes[0] is None:   # no variable of the points: nothing to size the slots by
             self.slot_shapes = []
         self.widest = max([1] + [math.prod(s) for _, s in self.slot_shapes])
-        # one point of numbers: every variable and every step that computes is a number, or
-        # only moves numbers (`selects`, the stack of numbers)
         # one point of numbers: every variable is a number, and every step only moves numbers
         # (`selects`, the stack of numbers) or computes a number pointwise by a numpy ufunc or
         # an implementation marked `on_numbers` (one that does on a number what it does on an
@@ -406,7 +404,6 @@ class Program:
             self.point_steps = [(i, _ON_NUMBERS.get(x, x), args, check) for i, x, args, check, _, _ in self.steps]
             self.point_template = [np.float64(v) if type(v) is np.ndarray and v.ndim == 0 else v
                                    for v in self.template]
-        self.names = [s[2] for s in self.steps if s[1] is None]
         self.held = sorted(i for i in hold if steps_kind.get(i, 0) != 0)
         self.lead, self.buffers, self.kept = None, [], [0]
         self.lock = threading.Lock()
@@ -442,10 +439,9 @@ class Program:
         the others).  `under`: np.errstate's underflow setting, or None when the caller
         holds an errstate that ignores the rest (adcalc.ad.Underflow)."""
         if self.numbers:
-            try:
-                return self._run_point(env, under)
-            except (_NotOnePoint, ArithmeticError):   # (a Python float's division by zero) as arrays
-                pass
+            vals = self.run_numbers(env, under)
+            if vals is not None:
+                return vals
         mine = bool(self.slot_shapes) and self.lock.acquire(blocking=False)
         try:
             bufs = self._slots(env) if mine else None
@@ -460,20 +456,21 @@ class Program:
                     self._hold(0)
                 self.lock.release()
 
-    def run_numbers(self, numbers, under="ignore"):
-        """run() at one point given as numbers {variable name: float64}; None when the
-        program cannot run on numbers there (the caller then runs it on arrays)."""
+    def run_numbers(self, env, under="ignore"):
+        """run() at one point, each variable given as a number (float64) or a one-point
+        array (1,); None when the program cannot run on numbers there (a value of more
+        points, a Python float's division by zero): the caller then runs it on arrays."""
         try:
-            return self._run_point(numbers, under)
+            return self._run_point(env, under)
         except (_NotOnePoint, ArithmeticError):
             return None
 
     def _run_point(self, env, under):
         """One point of a program of numbers: each variable is taken as a number (numpy's
-        float64, not a one-element array) and arithmetic is the numbers' own operators, so
-        every step works on numbers: the same loops, the same rounding and the same
-        floating-point flags as on arrays (numpy's scalars raise and call on underflow as
-        its arrays do), at a fraction of the cost of a call on an array.  Numbers are not
+        float64, not a one-element array), arithmetic is the numbers' own operators (one
+        IEEE operation each) and every other step is its ufunc called on numbers, with the
+        floating-point flags of arrays (numpy's scalars raise and call on underflow as its
+        arrays do), at a fraction of the cost of a call on an array.  Numbers are not
         released as they die; the values handed out get their axis of one point back."""
         if under is None:
             work = self._numbers(env)
@@ -528,13 +525,21 @@ def _on_numbers(f):
     return isinstance(f, np.ufunc) or getattr(f, "on_numbers", False)
 
 
+def _holds(ok):
+    """Whether a domain predicate's answer (True, a numpy bool or a mask) holds everywhere."""
+    return ok is True or (bool(ok) if type(ok) is np.bool_ else bool(ok.all()) if type(ok) is np.ndarray
+                          else bool(np.all(ok)))
+
+
+def _outside(message, node):
+    """The DomainError of a record's `message` at `node`, named by its text."""
+    return DomainError(f"{message} in '{to_text(node)}'")
+
+
 def _inside(check, a):
-    """A step's domain check (predicate, message, node) on its arguments `a`: DomainError
-    naming the sub-expression when some point is outside."""
-    ok = check[0](*a)
-    if ok is not True and not (bool(ok) if type(ok) is np.bool_ else ok.all() if type(ok) is np.ndarray
-                               else np.all(ok)):
-        raise DomainError(f"{check[1]} in '{to_text(check[2])}'")
+    """A compiled step's domain check (predicate, message, node) on its arguments `a`."""
+    if not _holds(check[0](*a)):
+        raise _outside(check[1], check[2])
 
 
 class _NotOnePoint(Exception):

@@ -114,14 +114,6 @@ class Graph:
         self.cache = {}
         self.sources = []   # the parsed texts (parse.Source) that node spans refer to
 
-    def _add(self, key, make):
-        node = self._intern.get(key)
-        if node is None:
-            node = make()
-            self.nodes.append(node)
-            self._intern[key] = node
-        return node
-
     def var(self, name, shape):
         node = self.vars.get(name)   # a variable's node is found by its name alone
         if node is None:
@@ -130,13 +122,20 @@ class Graph:
         return node
 
     def const(self, value):
-        if type(value) is float:   # a number made before is found without an array
-            node = self._intern.get(("const", (), _F64.pack(value)))
+        """The constant node of a value: one per shape and bytes (a float's bytes packed
+        directly, as numpy's float64 has them, so a number made before needs no array)."""
+        if type(value) is float:
+            key = ("const", (), _F64.pack(value))
+            node = self._intern.get(key)
             if node is not None:
                 return node
         value = np.asarray(value, dtype=float)
         key = ("const", value.shape, value.tobytes())
-        return self._add(key, lambda: Node(self, "const", (), {}, value.shape, value))
+        node = self._intern.get(key)
+        if node is None:
+            node = self._intern[key] = Node(self, "const", (), NO_PARAMS, value.shape, value)
+            self.nodes.append(node)
+        return node
 
     def span(self, source, a, b):
         """The span of tokens a to b - 1 of a parsed text, as one int (Node.label reads it)."""
@@ -152,16 +151,20 @@ class Graph:
         return x if isinstance(x, Node) else self.const(x)
 
     def apply(self, name, args, params):
-        if not params:
-            if len(args) == 2:
-                return self.binary(name, *args)
-            if len(args) == 1 and type(args[0]) is Node and args[0].op != "const":
-                prim = PRIMS[name]
-                if prim.shape is None:   # a function of one node: its shape, nothing to fold
-                    x = args[0]
-                    simple = _simplify(self, name, args, NO_PARAMS, x.shape)
-                    return simple if simple is not None else self._interned(prim, (x,), NO_PARAMS, x.shape)
+        if not params and len(args) == 2:
+            return self.binary(name, *args)
+        if not params and len(args) == 1:
+            return self.unary(name, args[0])
         return self._apply(PRIMS[name], args, params)
+
+    def unary(self, name, x):
+        """apply(name, (x,), {}) with its common case first: a function of one node that is
+        not constant (its shape, nothing to broadcast or fold)."""
+        prim = PRIMS[name]
+        if prim.shape is None and type(x) is Node and x.op != "const":
+            simple = _simplify(self, name, (x,), NO_PARAMS, x.shape)
+            return simple if simple is not None else self._interned(prim, (x,), NO_PARAMS, x.shape)
+        return self._apply(prim, (x,), {})
 
     def binary(self, name, x, y):
         """apply(name, (x, y), {}) with its common cases first: operands of one shape, or a

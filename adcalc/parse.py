@@ -137,13 +137,9 @@ class _Parser:
             raise InputError(f"the expression nests deeper than {MAX_DEPTH} levels")
         start = self.i
         toks, code = self.toks, self.code
-        tok = toks[start]
-        if tok and tok[0] in _LETTERS and toks[start + 1] != "(" and tok not in CONSTANTS and tok not in FUNCTIONS:
-            self.i = start + 1   # a variable (the usual operand, without the general path)
-            if tok not in self.seen:
-                self.seen.add(tok)
-                self.names.append(tok)
-            code.append(tok)
+        if self.plain_variable(start):   # the usual operand, without the general path
+            self.i = start + 1
+            self.variable(toks[start])
         else:
             self.prefix()
         while True:
@@ -160,18 +156,12 @@ class _Parser:
                 break
             j = self.i + 1
             self.i = j
-            right = toks[j]
-            after = toks[j + 1] if right else ""
-            if right and right[0] in _LETTERS and after in _OPS and after != "(" and after != "[" \
-                    and after != "." and _BINARY.get(after, _NONE)[0] < bp[1] and right not in CONSTANTS \
-                    and right not in FUNCTIONS and self.depth < MAX_DEPTH:
+            if self.plain_variable(j) and toks[j + 1] in _OPS and toks[j + 1] not in ("[", ".") \
+                    and _BINARY.get(toks[j + 1], _NONE)[0] < bp[1] and self.depth < MAX_DEPTH:
                 # a variable that the operator after it does not bind: what expression(bp[1])
                 # would do, without the call
                 self.i = j + 1
-                if right not in self.seen:
-                    self.seen.add(right)
-                    self.names.append(right)
-                code.append(right)
+                self.variable(toks[j])
             else:
                 self.expression(bp[1])
             code.append((BIN, P.INFIX["**" if tok == "^" else tok], 2, start, self.i))
@@ -218,10 +208,21 @@ class _Parser:
         if tok in CONSTANTS:
             code.append(CONSTANTS[tok])
             return
-        if tok not in self.seen:
-            self.seen.add(tok)
-            self.names.append(tok)
-        code.append(tok)
+        self.variable(tok)
+
+    def plain_variable(self, i):
+        """Whether token i is a variable as it stands: a name, not called, not a constant or
+        a function."""
+        tok = self.toks[i]
+        return bool(tok) and tok[0] in _LETTERS and self.toks[i + 1] != "(" and tok not in CONSTANTS \
+            and tok not in FUNCTIONS
+
+    def variable(self, name):
+        """A variable's instruction (its name), the name noted in order of appearance."""
+        if name not in self.seen:
+            self.seen.add(name)
+            self.names.append(name)
+        self.code.append(name)
 
     def items(self, close):
         """Parses items up to `close` (consumed); their count."""

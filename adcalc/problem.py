@@ -44,8 +44,7 @@ class Problem:
             value = self.point[v] = np.float64(value) if type(value) is float else np.asarray(value, dtype=float)
             shape = self.shapes[v] = value.shape
             nodes.append(var(v, shape))
-        g = self.graph
-        outs = [p.build(g, self.shapes) for p in parsed]
+        outs = [p.build(self.graph, self.shapes) for p in parsed]
         if len(outs) > 1:
             if len({o.shape for o in outs}) > 1:
                 raise InputError("several expressions must have the same shape; "
@@ -130,18 +129,17 @@ class Problem:
         X = np.asarray(X)
         limit = self.base_output_id() if check is True else check
         usual = keep is not None and nodes is None and check is True and bad is None and dtype is float
+        # the engines' call, repeated, goes straight to its compiled program
+        prog = self.graph.cache.get(("values", self.output.id, limit, keep)) if usual else None
         try:
-            if usual:   # the engines' call, repeated: straight to its compiled program
-                prog = self.graph.cache.get(("values", self.output.id, limit, keep))
-                if prog is not None:
-                    under = None if watch else "ignore"
-                    if prog.numbers and self.scalars and not env and X.shape == (1, self.n) \
-                            and X.dtype == np.float64:   # one point of numbers, read from its row
-                        vals = prog.run_numbers(dict(zip(self.wrt, X[0])), under)
-                        if vals is not None:
-                            return vals
-                    return prog.run(dict(self.split(X), **env) if env else self.split(X), under)
+            if prog is not None and prog.numbers and self.scalars and not env and X.shape == (1, self.n) \
+                    and X.dtype == np.float64:   # one point of numbers, read from its row
+                vals = prog.run_numbers(dict(zip(self.wrt, X[0])), None if watch else "ignore")
+                if vals is not None:
+                    return vals
             env = dict(self.split(X), **env) if env else self.split(X)
+            if prog is not None:
+                return prog.run(env, None if watch else "ignore")
             nodes = list(nodes or [self.output])
             if check is True and self.output is not getattr(self, "base", self).output:
                 nodes += self._unchecked(nodes, limit)  # the domain is f's, also when only f' is wanted
