@@ -17,11 +17,12 @@ from adcalc.errors import InputError, ParseError
 MAX_LENGTH = 4_000_000   # characters: a flat sum of 10^5 variables is 1.6 million
 MAX_DEPTH = 200
 
-_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_TOKEN = re.compile(rf"\s*({_NUMBER}|[A-Za-z_][A-Za-z_0-9]*|\*\*|[-+*/^@()\[\],.:])")
-_STRAY = re.compile(r"[^\s\dA-Za-z_.*+\-/^@()\[\],:]")   # a character no token is made of (\d: any digit)
 _OPS = frozenset(["**", "-", "+", "*", "/", "^", "@", "(", ")", "[", "]", ",", ".", ":"])
 _LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_OP_CHARS = re.escape("".join(sorted({c for op in _OPS for c in op})))
+_TOKEN = re.compile(rf"\s*({_NUMBER}|[A-Za-z_][A-Za-z_0-9]*|\*\*|[{_OP_CHARS}])")
+_STRAY = re.compile(rf"[^\s\dA-Za-z_{_OP_CHARS}]")   # a character no token is made of (\d: any digit)
 
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
